@@ -1,0 +1,114 @@
+"""Status sources: one file per platform, all behind :class:`bot.sources.base.Source`.
+
+A status platform is found by its ``kind`` (the config's ``status_page.kind``): the module
+``bot/sources/<kind>.py`` holds one :class:`~bot.sources.base.PageSource` subclass whose
+``kind_name`` is that kind. Adding a platform is adding that one file (and its name to
+``config.schema.StatusPageKind``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.sources.base import FetchLimits, PageSource, Source
+from bot.sources.probe import ProbeSource
+from config.schema import ProbeConfig, ProviderConfig, TocsinConfig
+
+
+def page_source_class(kind: str) -> type[PageSource]:
+    module = importlib.import_module(f"bot.sources.{kind}")
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, PageSource)
+            and getattr(value, "kind_name", None) == kind
+        ):
+            return value
+    raise LookupError(f"bot/sources/{kind}.py defines no PageSource with kind_name {kind!r}")
+
+
+@dataclass(frozen=True)
+class SkippedProbe:
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What the watcher will run, and which probes were left out (and why)."""
+
+    sources: list[Source]
+    skipped: list[SkippedProbe]
+
+
+def build_sources(config: TocsinConfig, env: Mapping[str, str] | None = None) -> SourcePlan:
+    env = os.environ if env is None else env
+    sources: list[Source] = []
+    skipped: list[SkippedProbe] = []
+    for provider in config.providers:
+        if provider.status_page is not None:
+            sources.append(_page_source(config, provider))
+        if provider.probe is not None:
+            probe = _probe_source(config, provider, provider.probe, env)
+            if isinstance(probe, SkippedProbe):
+                skipped.append(probe)
+            else:
+                sources.append(probe)
+    return SourcePlan(sources, skipped)
+
+
+def _page_source(config: TocsinConfig, provider: ProviderConfig) -> PageSource:
+    page = provider.status_page
+    assert page is not None
+    watch = config.watch
+    limits = FetchLimits(timeout=page.timeout or watch.timeout, max_bytes=watch.max_body_bytes)
+    cls = page_source_class(page.kind)
+    return cls(
+        provider.id,
+        page.url,
+        components=page.components,
+        interval=page.interval or watch.page_interval,
+        limits=limits,
+        options=page.options,
+    )
+
+
+def _probe_source(
+    config: TocsinConfig, provider: ProviderConfig, probe: ProbeConfig, env: Mapping[str, str]
+) -> ProbeSource | SkippedProbe:
+    auth = probe.auth
+    key = auth.key.get_secret_value() if auth.key else (env.get(auth.env) if auth.env else None)
+    if probe.enabled is False:
+        return SkippedProbe(provider.id, "disabled in the config")
+    if auth.kind != "none" and not key:
+        where = f"set {auth.env}" if auth.env else "give probe.auth.key"
+        return SkippedProbe(provider.id, f"no API key ({where} to probe {provider.name})")
+    headers = dict(probe.headers)
+    params: dict[str, str] = {}
+    if auth.kind == "bearer" and key:
+        headers[auth.header] = f"Bearer {key}"
+    elif auth.kind == "header" and key:
+        headers[auth.header] = key
+    elif auth.kind == "query" and key:
+        params[auth.param] = key
+    headers.setdefault("User-Agent", config.watch.user_agent)
+    page_components = provider.status_page.components if provider.status_page else None
+    component = probe.component or (page_components[0] if page_components else "api")
+    return ProbeSource(
+        provider.id,
+        probe.url,
+        component=component,
+        component_name=probe.component_name or (None if page_components else "API"),
+        method=probe.method,
+        interval=probe.interval or config.watch.interval,
+        timeout=probe.timeout,
+        latency_budget=probe.latency_budget,
+        headers=headers,
+        params=params,
+        json_body=probe.json_body,
+        failure_status=probe.failure_status,
+        key_hint=auth.env,
+    )

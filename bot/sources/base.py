@@ -1,0 +1,366 @@
+"""The ``Source`` protocol, and what every status-page source shares.
+
+A source turns one HTTP round into observations. Status pages differ only in where their JSON
+lives and how it is shaped, so each page source is one file with a ``read`` that returns a
+:class:`PageReading`; turning that into observations of the watched components (component
+status, incident impact, maintenance) happens once, here. Anything wrong with the response
+becomes :class:`SourceError`, which the base turns into ``unknown`` observations carrying the
+diagnostic: never green, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import httpx
+
+from bot.models import Incident, Observation, SourceKind, Status, utcnow, worst
+
+
+class SourceError(Exception):
+    """The source could not be read; the message names the URL and what was wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    """How much of a response we are willing to wait for and read."""
+
+    timeout: float = 10.0
+    max_bytes: int = 5 * 1024 * 1024
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Anything the watcher can schedule: one round of checks yields observations."""
+
+    id: str
+    provider: str
+    kind: SourceKind
+    interval: float
+
+    async def check(self, client: httpx.AsyncClient) -> list[Observation]:
+        """Run one round. Must not raise for bad input: return ``unknown`` observations."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    url: str
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+    redirected_from: str | None = None
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    limits: FetchLimits,
+    *,
+    headers: Mapping[str, str] | None = None,
+    accept_not_modified: bool = False,
+) -> Fetched:
+    """GET ``url`` with an overall deadline and a cap on the bytes read.
+
+    Raises :class:`SourceError` for network errors, timeouts, non-2xx answers and oversized
+    bodies. Redirects are followed (pages move within their host), and reported.
+    """
+    try:
+        async with asyncio.timeout(limits.timeout):
+            return await _fetch(client, url, limits, headers or {}, accept_not_modified)
+    except TimeoutError:
+        raise SourceError(f"{url}: no answer within {limits.timeout:g}s") from None
+    except httpx.TimeoutException:
+        raise SourceError(f"{url}: timed out after {limits.timeout:g}s") from None
+    except httpx.TooManyRedirects:
+        raise SourceError(f"{url}: too many redirects") from None
+    except httpx.HTTPError as exc:
+        raise SourceError(f"{url}: {type(exc).__name__}: {exc or 'connection failed'}") from None
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    limits: FetchLimits,
+    headers: Mapping[str, str],
+    accept_not_modified: bool,
+) -> Fetched:
+    async with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
+        final = str(response.url)
+        moved = url if final != url else None
+        where = f"{url} (redirected to {final})" if moved else url
+        if response.status_code == 304 and accept_not_modified:
+            return Fetched(final, 304, response.headers, b"", moved)
+        if response.status_code >= 400 or response.status_code < 200:
+            raise SourceError(f"{where}: HTTP {response.status_code}")
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+            raise SourceError(
+                f"{where}: body of {int(declared)} bytes exceeds the {limits.max_bytes} byte cap"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise SourceError(f"{where}: body exceeds the {limits.max_bytes} byte cap")
+            chunks.append(chunk)
+        return Fetched(final, response.status_code, response.headers, b"".join(chunks), moved)
+
+
+def looks_like_html(fetched: Fetched) -> bool:
+    ctype = fetched.headers.get("content-type", "").lower()
+    head = fetched.body[:512].lstrip().lower()
+    return "html" in ctype or head.startswith((b"<!doctype html", b"<html"))
+
+
+def decode_json(fetched: Fetched) -> Any:
+    """The body as JSON, or a :class:`SourceError` saying why it is not."""
+    where = fetched.url if not fetched.redirected_from else (
+        f"{fetched.redirected_from} (redirected to {fetched.url})"
+    )
+    if looks_like_html(fetched):
+        raise SourceError(
+            f"{where}: got an HTML page instead of JSON (a login, challenge or error page?)"
+        )
+    if not fetched.body.strip():
+        raise SourceError(f"{where}: empty body")
+    try:
+        return json.loads(fetched.body.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise SourceError(f"{where}: body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{where}: invalid JSON ({exc.msg} at byte {exc.pos})") from None
+    except RecursionError:
+        raise SourceError(f"{where}: JSON nested too deeply") from None
+
+
+async def fetch_json(
+    client: httpx.AsyncClient, url: str, limits: FetchLimits, **kwargs: Any
+) -> Any:
+    return decode_json(await fetch(client, url, limits, **kwargs))
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentReading:
+    id: str
+    name: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentReading:
+    """An open (or just resolved) incident or maintenance and the component ids it names.
+
+    ``components`` empty means the page did not say which components are affected.
+    ``status`` is what the incident does to the components it names while it is open (the
+    impact, or maintenance); ``None`` leaves the components' own statuses alone.
+    """
+
+    incident: Incident
+    components: frozenset[str] = frozenset()
+    status: Status | None = None
+
+
+@dataclass(slots=True)
+class PageReading:
+    """A page source's parse of one response, before watched-component filtering."""
+
+    components: dict[str, ComponentReading] = field(default_factory=dict)
+    incidents: list[IncidentReading] = field(default_factory=list)
+    #: Set when the page gives no per-component statuses (feeds): incidents alone decide.
+    incidents_only: bool = False
+
+
+class PageSource(ABC):
+    """Shared behaviour of status-page sources; subclasses implement :meth:`read`."""
+
+    kind: SourceKind = SourceKind.PAGE
+    kind_name: ClassVar[str]
+
+    def __init__(
+        self,
+        provider: str,
+        url: str,
+        *,
+        components: Sequence[str] | None = None,
+        interval: float = 60.0,
+        limits: FetchLimits | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.url = url.rstrip("/")
+        self.watched = list(components) if components else None
+        self.interval = interval
+        self.limits = limits or FetchLimits()
+        self.options = dict(options or {})
+        self.id = f"{provider}:{self.kind_name}"
+        self._names: dict[str, str] = {}
+
+    @abstractmethod
+    async def read(self, client: httpx.AsyncClient) -> PageReading:
+        """Fetch and parse the page. Raise :class:`SourceError` for anything unexpected."""
+
+    async def check(self, client: httpx.AsyncClient) -> list[Observation]:
+        try:
+            reading = await self.read(client)
+            return self.observe(reading)
+        except SourceError as exc:
+            return self.unknown(str(exc))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            return self.unknown(f"{self.url}: unexpected payload shape ({type(exc).__name__}: {exc})")
+
+    def unknown(self, diagnostic: str) -> list[Observation]:
+        """Observations saying we cannot tell, for every component we know of."""
+        known = self.watched or list(self._names) or [PAGE_COMPONENT]
+        return [
+            Observation(
+                provider=self.provider,
+                component=component,
+                component_name=self._names.get(component),
+                status=Status.UNKNOWN,
+                source=self.id,
+                kind=self.kind,
+                detail=diagnostic,
+            )
+            for component in known
+        ]
+
+    def observe(self, reading: PageReading) -> list[Observation]:
+        """Observations of the watched components (all, when none are configured)."""
+        if not reading.components and not reading.incidents_only:
+            raise SourceError(f"{self.url}: the page lists no components (did it move?)")
+        ids = self.watched or list(reading.components) or [PAGE_COMPONENT]
+        now = utcnow()
+        observations = []
+        for component in ids:
+            status, incident, detail = derive_component(component, reading)
+            name = reading.components[component].name if component in reading.components else None
+            if name:
+                self._names[component] = name
+            observations.append(
+                Observation(
+                    provider=self.provider,
+                    component=component,
+                    component_name=name or self._names.get(component),
+                    status=status,
+                    source=self.id,
+                    kind=self.kind,
+                    at=now,
+                    incident=incident,
+                    detail=detail,
+                )
+            )
+        return observations
+
+
+#: The pseudo component used when a page offers no components to name.
+PAGE_COMPONENT = "page"
+
+
+def derive_component(
+    component: str, reading: PageReading
+) -> tuple[Status, Incident | None, str | None]:
+    """One component's status, the incident to attach, and a diagnostic.
+
+    The component's own status is authoritative. An open incident that names the component
+    can only make it worse (its impact applies when the page left the component green); an
+    open maintenance that names it turns green into ``maintenance``. A page indicator never
+    enters into it: a page may say ``minor`` while the component we watch is fine.
+    """
+    own = reading.components.get(component)
+    if own is None and not reading.incidents_only:
+        return (
+            Status.UNKNOWN,
+            None,
+            f"component {component!r} is not on the page any more (renamed or removed?)",
+        )
+    status = own.status if own else Status.OPERATIONAL
+    relevant = [
+        r
+        for r in reading.incidents
+        if component in r.components
+        or (not r.components and (reading.incidents_only or component == PAGE_COMPONENT))
+    ]
+    open_ = [r for r in relevant if not r.incident.resolved]
+    impacts = [r.status for r in open_ if r.status is not None and r.status.is_outage]
+    if impacts and status in (Status.OPERATIONAL, Status.MAINTENANCE):
+        status = worst(impacts)
+    elif status is Status.OPERATIONAL and any(r.status is Status.MAINTENANCE for r in open_):
+        status = Status.MAINTENANCE
+    incident = _most_relevant(open_ or relevant)
+    return status, incident, None
+
+
+def _most_relevant(readings: Sequence[IncidentReading]) -> Incident | None:
+    """Prefer real incidents over maintenances, then the most recently updated."""
+    if not readings:
+        return None
+
+    def order(r: IncidentReading) -> tuple[int, float]:
+        stamp = r.incident.updated_at or r.incident.started_at
+        return (0 if r.incident.maintenance else 1, stamp.timestamp() if stamp else 0.0)
+
+    return max(readings, key=order).incident
+
+
+_WORDS = {
+    "operational": Status.OPERATIONAL,
+    "up": Status.OPERATIONAL,
+    "degraded_performance": Status.DEGRADED,
+    "degraded": Status.DEGRADED,
+    "partial_outage": Status.PARTIAL_OUTAGE,
+    "major_outage": Status.MAJOR_OUTAGE,
+    "full_outage": Status.MAJOR_OUTAGE,
+    "downtime": Status.MAJOR_OUTAGE,
+    "under_maintenance": Status.MAINTENANCE,
+    "maintenance": Status.MAINTENANCE,
+}
+
+#: Statuspage incident ``impact`` → what it does to the components it names.
+IMPACT = {
+    "none": None,
+    "maintenance": Status.MAINTENANCE,
+    "minor": Status.DEGRADED,
+    "major": Status.PARTIAL_OUTAGE,
+    "critical": Status.MAJOR_OUTAGE,
+}
+
+
+def status_word(word: object) -> Status:
+    """A component status as the common status platforms spell it (``unknown`` otherwise)."""
+    if not isinstance(word, str):
+        return Status.UNKNOWN
+    return _WORDS.get(word.strip().lower(), Status.UNKNOWN)
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO-8601 time (``Z`` accepted), or ``None`` for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def require(payload: Any, key: str, kind: type, where: str) -> Any:
+    """``payload[key]`` if it is a ``kind``; a :class:`SourceError` naming the key otherwise."""
+    if not isinstance(payload, dict):
+        raise SourceError(f"{where}: expected a JSON object, got {type(payload).__name__}")
+    value = payload.get(key)
+    if not isinstance(value, kind):
+        found = "missing" if key not in payload else f"a {type(value).__name__}"
+        raise SourceError(f"{where}: expected key {key!r} ({kind.__name__}), found {found}")
+    return value

@@ -1,0 +1,181 @@
+"""Atlassian Statuspage v2 (status.claude.com and many others).
+
+Live state comes from ``/api/v2/summary.json`` (components, unresolved incidents, scheduled
+maintenances), fetched with ``If-None-Match`` so an unchanged page costs a 304. Resolved
+incidents vanish from the summary, so when one we saw open disappears we read
+``/api/v2/incidents.json`` once to learn how it ended and pass the resolution on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bot.models import Incident, IncidentUpdate, Status
+from bot.sources.base import (
+    IMPACT,
+    ComponentReading,
+    Fetched,
+    IncidentReading,
+    PageReading,
+    PageSource,
+    SourceError,
+    decode_json,
+    fetch,
+    fetch_json,
+    parse_time,
+    require,
+    status_word,
+)
+
+_ACTIVE_MAINTENANCE = frozenset({"in_progress", "verifying"})
+
+
+class StatuspageSource(PageSource):
+    kind_name = "statuspage"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._etag: str | None = None
+        self._last: Any = None
+        #: Incidents seen open on a watched component, by id: we owe them a resolution.
+        self._open: dict[str, Incident] = {}
+        self._open_components: dict[str, frozenset[str]] = {}
+
+    @property
+    def summary_url(self) -> str:
+        return f"{self.url}/api/v2/summary.json"
+
+    async def read(self, client: httpx.AsyncClient) -> PageReading:
+        payload = await self._summary(client)
+        reading = parse_summary(payload, self.summary_url, page_url=self.url)
+        await self._add_resolutions(client, reading)
+        return reading
+
+    async def _summary(self, client: httpx.AsyncClient) -> Any:
+        headers = {"If-None-Match": self._etag} if self._etag and self._last is not None else {}
+        fetched: Fetched = await fetch(
+            client, self.summary_url, self.limits, headers=headers, accept_not_modified=True
+        )
+        if fetched.status_code == 304:
+            return self._last
+        payload = decode_json(fetched)
+        self._etag, self._last = fetched.etag, payload
+        return payload
+
+    async def _add_resolutions(self, client: httpx.AsyncClient, reading: PageReading) -> None:
+        """Report how incidents that left the summary ended (once each)."""
+        watched = set(self.watched or reading.components)
+        current = {r.incident.id for r in reading.incidents}
+        vanished = [i for i in self._open if i not in current]
+        if vanished:
+            resolved = await self._resolutions(client, vanished)
+            for incident_id in vanished:
+                incident = resolved.get(incident_id) or _closed(self._open[incident_id])
+                reading.incidents.append(
+                    IncidentReading(incident, self._open_components[incident_id], None)
+                )
+                del self._open[incident_id], self._open_components[incident_id]
+        for r in reading.incidents:
+            if not r.incident.resolved and r.components & watched:
+                self._open[r.incident.id] = r.incident
+                self._open_components[r.incident.id] = r.components
+
+    async def _resolutions(self, client: httpx.AsyncClient, ids: list[str]) -> dict[str, Incident]:
+        url = f"{self.url}/api/v2/incidents.json"
+        try:
+            payload = await fetch_json(client, url, self.limits)
+            incidents = require(payload, "incidents", list, url)
+        except SourceError:
+            return {}  # we will say it is no longer listed; the summary is what matters
+        found = {}
+        for raw in incidents:
+            if isinstance(raw, dict) and raw.get("id") in ids:
+                found[raw["id"]] = parse_incident(raw, self.url)
+        return found
+
+
+def parse_summary(payload: Any, where: str, *, page_url: str = "") -> PageReading:
+    """A Statuspage (or compatible) summary: components required, the rest optional."""
+    components = require(payload, "components", list, where)
+    reading = PageReading()
+    for raw in components:
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise SourceError(f"{where}: a component without an id")
+        reading.components[raw["id"]] = ComponentReading(
+            id=raw["id"], name=str(raw.get("name") or raw["id"]), status=status_word(raw.get("status"))
+        )
+    for raw in _list(payload, "incidents", where):
+        incident = parse_incident(raw, page_url)
+        reading.incidents.append(
+            IncidentReading(incident, _component_ids(raw), IMPACT.get(str(raw.get("impact"))))
+        )
+    for raw in _list(payload, "scheduled_maintenances", where):
+        if raw.get("status") not in _ACTIVE_MAINTENANCE:
+            continue  # scheduled for later, or already over
+        incident = parse_incident(raw, page_url, maintenance=True)
+        reading.incidents.append(
+            IncidentReading(incident, _component_ids(raw), Status.MAINTENANCE)
+        )
+    return reading
+
+
+def parse_incident(raw: dict[str, Any], page_url: str, *, maintenance: bool = False) -> Incident:
+    updates = sorted(
+        (_update(u) for u in raw.get("incident_updates") or [] if isinstance(u, dict)),
+        key=lambda u: u.at.timestamp() if u.at else 0.0,
+        reverse=True,
+    )
+    latest = updates[0] if updates else None
+    incident_id = str(raw["id"])
+    return Incident(
+        id=incident_id,
+        title=str(raw.get("name") or "Untitled incident"),
+        url=raw.get("shortlink") or (f"{page_url}/incidents/{incident_id}" if page_url else None),
+        status=str(raw.get("status") or "investigating"),
+        impact=IMPACT.get(str(raw.get("impact"))),
+        update=latest.body if latest else "",
+        update_id=latest.id if latest else None,
+        updated_at=parse_time(raw.get("updated_at")) or (latest.at if latest else None),
+        started_at=parse_time(raw.get("started_at")) or parse_time(raw.get("created_at")),
+        maintenance=maintenance or raw.get("impact") == "maintenance",
+    )
+
+
+def _update(raw: dict[str, Any]) -> IncidentUpdate:
+    return IncidentUpdate(
+        id=str(raw.get("id")),
+        status=str(raw.get("status") or ""),
+        body=str(raw.get("body") or ""),
+        at=parse_time(raw.get("display_at")) or parse_time(raw.get("created_at")),
+    )
+
+
+def _component_ids(raw: dict[str, Any]) -> frozenset[str]:
+    ids = {c["id"] for c in raw.get("components") or [] if isinstance(c, dict) and "id" in c}
+    for update in raw.get("incident_updates") or []:
+        for affected in (update or {}).get("affected_components") or []:
+            if isinstance(affected, dict) and isinstance(affected.get("code"), str):
+                ids.add(affected["code"])
+    return frozenset(ids)
+
+
+def _list(payload: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    value = payload.get(key)
+    if value is None:
+        return []  # the incident.io compatibility shim omits these
+    if not isinstance(value, list):
+        raise SourceError(f"{where}: {key!r} is a {type(value).__name__}, expected a list")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _closed(incident: Incident) -> Incident:
+    """An incident that left the page without a trace of its end: call it resolved."""
+    return incident.model_copy(
+        update={
+            "status": "resolved",
+            "update": "No longer listed on the status page.",
+            "update_id": f"{incident.update_id}:gone",
+        }
+    )

@@ -1,0 +1,502 @@
+"""The state machine: observations in, state updates and events out.
+
+Pure and synchronous (time comes from the observations), so it is tested exhaustively without
+I/O. The rules (DESIGN.md, "Tracker rules"):
+
+* A status page's own report applies at once; a probe's conclusion needs ``failure_threshold``
+  consecutive failures, or ``success_threshold`` consecutive successes to recover.
+* The effective status of a component is the worse of the page's and the probe's opinions
+  (a page's maintenance wins: failures during planned work are expected). It is ``confirmed``
+  when the page itself reports the problem, ``suspected`` when only our probes see it.
+* ``unknown`` (a broken source) never erases what we knew: it is an admin matter, and leaving
+  it back to the status we knew is not news either.
+* More than ``flap_threshold`` changes within ``flap_window`` send one ``flapping`` event; then
+  the component is quiet until it has not changed for ``flap_quiet``.
+* Self-check: probe failures with network errors only become an outage once another
+  provider's probe got an answer during the failure streak; when most probed providers fail
+  with network errors together, our own network is the suspect: one ``watcher_health`` event.
+* Outages are grouped in provider-wide *episodes*: the first component to leave operational
+  opens one, the last to come back closes it. Chat threads hang off episodes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.models import (
+    ComponentState,
+    Event,
+    EventIncident,
+    EventType,
+    Incident,
+    Observation,
+    ProbeError,
+    SourceKind,
+    StateUpdate,
+    Status,
+    worst,
+)
+
+_SEEN_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    failure: int = 2
+    success: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    thresholds: Thresholds = Thresholds()
+    flap_threshold: int = 4
+    flap_window: float = 600.0
+    flap_quiet: float = 300.0
+    self_check_min_providers: int = 3
+    self_check_ratio: float = 0.5
+    self_check_window: float = 300.0
+
+
+@dataclass(slots=True)
+class _Track:
+    """Per (provider, component) working memory beside the persisted state."""
+
+    state: ComponentState
+    candidate: Status | None = None
+    candidate_error: ProbeError | None = None
+    streak: int = 0
+    streak_started: datetime | None = None
+    last_failure_at: datetime | None = None
+    held: bool = False
+    changes: deque[datetime] = field(default_factory=deque)
+    flap_from: Status | None = None
+    config_alerted: bool = False
+    probe_source: str | None = None
+
+
+@dataclass(slots=True)
+class _ProviderTrack:
+    episode: str | None = None
+    episode_started: datetime | None = None
+    seen: dict[tuple[str, str], None] = field(default_factory=dict)
+    last_probe_at: datetime | None = None
+    last_probe_network_error: bool = False
+    last_answer_at: datetime | None = None
+
+
+class Tracker:
+    """Turns observations into :class:`StateUpdate` s. One instance per watcher."""
+
+    def __init__(
+        self,
+        settings: TrackerSettings | None = None,
+        *,
+        names: Mapping[str, str] | None = None,
+        thresholds: Mapping[str, Thresholds] | None = None,
+    ) -> None:
+        self.settings = settings or TrackerSettings()
+        self._names = dict(names or {})
+        self._thresholds = dict(thresholds or {})
+        self._tracks: dict[str, _Track] = {}
+        self._providers: dict[str, _ProviderTrack] = {}
+        self._network_suspect = False
+
+    # ----------------------------------------------------------------- public
+
+    def restore(self, states: Iterable[ComponentState]) -> None:
+        """Seed from the store after a restart, so known outages are not announced again."""
+        for state in states:
+            track = self._tracks[state.key] = _Track(state=state.model_copy(deep=True))
+            if state.flapping:
+                track.changes.append(state.since)
+                track.flap_from = state.last_known
+            prov = self._provider(state.provider)
+            if state.episode and not prov.episode:
+                prov.episode, prov.episode_started = state.episode, state.episode_started
+            if state.incident:
+                prov.seen[state.incident.revision] = None
+
+    def states(self) -> dict[str, ComponentState]:
+        return {key: track.state for key, track in self._tracks.items()}
+
+    @property
+    def network_suspect(self) -> bool:
+        return self._network_suspect
+
+    def needs_recheck(self, source: str) -> bool:
+        """Whether a probe source has an unconfirmed change (run it again soon)."""
+        return any(
+            t.probe_source == source and (t.candidate is not None or t.held)
+            for t in self._tracks.values()
+        )
+
+    def observe(self, observations: Sequence[Observation]) -> list[StateUpdate]:
+        out: list[StateUpdate] = []
+        for obs in observations:
+            out.extend(self._observe(obs))
+        if observations:
+            now = observations[-1].at
+            out.extend(self._release_held(now))
+            out.extend(self._self_check(now))
+        return out
+
+    # --------------------------------------------------------------- internals
+
+    def _provider(self, provider: str) -> _ProviderTrack:
+        return self._providers.setdefault(provider, _ProviderTrack())
+
+    def _track(self, obs: Observation) -> _Track:
+        track = self._tracks.get(obs.key)
+        if track is None:
+            state = ComponentState(
+                provider=obs.provider, component=obs.component, since=obs.at
+            )
+            track = self._tracks[obs.key] = _Track(state=state)
+            prov = self._provider(obs.provider)
+            state.episode, state.episode_started = prov.episode, prov.episode_started
+        if obs.component_name:
+            track.state.name = obs.component_name
+        return track
+
+    def _observe(self, obs: Observation) -> list[StateUpdate]:
+        track = self._track(obs)
+        state = track.state
+        state.checked_at = obs.at
+        out: list[StateUpdate] = []
+        if obs.kind is SourceKind.PROBE:
+            track.probe_source = obs.source
+            if obs.error is not None and obs.error.is_config:
+                return self._config_alert(track, obs)
+            track.config_alerted = False
+            self._note_probe(obs)
+            if obs.latency_ms is not None:
+                state.latency_ms = obs.latency_ms
+            self._debounce(track, obs)
+        else:
+            state.page_status = obs.status
+            state.incident = obs.incident if obs.incident else None
+        state.detail = obs.detail
+        out.extend(self._settle(track, obs.at, obs.source))
+        out.extend(self._unflap(track, obs.at, obs.source))
+        out.extend(self._incident(track, obs, already=bool(out)))
+        if not out:
+            out.append(StateUpdate(state=state.model_copy(deep=True)))
+        return out
+
+    # probes ------------------------------------------------------------------
+
+    def _thresholds_for(self, provider: str) -> Thresholds:
+        return self._thresholds.get(provider, self.settings.thresholds)
+
+    def _debounce(self, track: _Track, obs: Observation) -> None:
+        """Move the probe's opinion only after enough consecutive agreeing results."""
+        state = track.state
+        reading = obs.status
+        if reading is Status.UNKNOWN:
+            return
+        if state.probe_status is None and reading is Status.OPERATIONAL:
+            state.probe_status = reading  # a first healthy answer has nothing to debounce
+            return
+        if reading == state.probe_status:
+            self._reset_candidate(track)
+            return
+        if reading != track.candidate:
+            track.candidate, track.streak, track.streak_started = reading, 0, obs.at
+        track.streak += 1
+        track.candidate_error = obs.error
+        if reading.is_outage:
+            track.last_failure_at = obs.at
+        limits = self._thresholds_for(obs.provider)
+        needed = limits.success if reading is Status.OPERATIONAL else limits.failure
+        if track.streak < needed:
+            return
+        if obs.error is not None and obs.error.is_network and not self._network_proven(track):
+            track.held = True
+            return
+        state.probe_status = reading
+        self._reset_candidate(track)
+
+    @staticmethod
+    def _reset_candidate(track: _Track) -> None:
+        track.candidate, track.candidate_error, track.streak = None, None, 0
+        track.streak_started = track.last_failure_at = None
+        track.held = False
+
+    def _note_probe(self, obs: Observation) -> None:
+        prov = self._provider(obs.provider)
+        prov.last_probe_at = obs.at
+        prov.last_probe_network_error = bool(obs.error and obs.error.is_network)
+        if not prov.last_probe_network_error:
+            prov.last_answer_at = obs.at
+
+    def _probed(self) -> dict[str, _ProviderTrack]:
+        return {p: t for p, t in self._providers.items() if t.last_probe_at is not None}
+
+    def _network_proven(self, track: _Track) -> bool:
+        """Did another provider's probe get an answer while this one kept failing?"""
+        if self._network_suspect:
+            return False
+        probed = self._probed()
+        if len(probed) < self.settings.self_check_min_providers:
+            return True
+        start, end = track.streak_started, track.last_failure_at
+        if start is None or end is None:
+            return True
+        return any(
+            p != track.state.provider
+            and t.last_answer_at is not None
+            and start <= t.last_answer_at <= end
+            for p, t in probed.items()
+        )
+
+    def _release_held(self, now: datetime) -> list[StateUpdate]:
+        out: list[StateUpdate] = []
+        for track in self._tracks.values():
+            if track.held and self._network_proven(track) and track.candidate is not None:
+                track.state.probe_status = track.candidate
+                self._reset_candidate(track)
+                out.extend(self._settle(track, now, track.probe_source))
+        return out
+
+    def _self_check(self, now: datetime) -> list[StateUpdate]:
+        """Most probes failing with network errors at once: suspect our own network."""
+        window = timedelta(seconds=self.settings.self_check_window)
+        recent = [
+            t for t in self._probed().values() if t.last_probe_at and now - t.last_probe_at <= window
+        ]
+        if len(recent) < self.settings.self_check_min_providers:
+            suspect = False
+        else:
+            failing = sum(t.last_probe_network_error for t in recent)
+            suspect = failing / len(recent) > self.settings.self_check_ratio
+        if suspect == self._network_suspect:
+            return []
+        self._network_suspect = suspect
+        detail = (
+            f"probes to {sum(t.last_probe_network_error for t in recent)} of {len(recent)} "
+            "providers fail with network errors: this watcher's own network is the suspect; "
+            "provider notices are held until it recovers"
+            if suspect
+            else "probes get answers again: the watcher's network has recovered"
+        )
+        event = Event(
+            type="watcher_health",
+            provider="tocsin",
+            at=now,
+            to=Status.MAJOR_OUTAGE if suspect else Status.OPERATIONAL,
+            detail=detail,
+            audience="admins",
+            source="self-check",
+        )
+        return [StateUpdate(state=_watcher_state(suspect, now, detail), event=event)]
+
+    def _config_alert(self, track: _Track, obs: Observation) -> list[StateUpdate]:
+        state = track.state
+        state.detail = obs.detail
+        if track.config_alerted:
+            return [StateUpdate(state=state.model_copy(deep=True))]
+        track.config_alerted = True
+        event = self._event("config_alert", track, obs.at, obs.source, audience="admins")
+        event.detail = obs.detail
+        return [StateUpdate(state=state.model_copy(deep=True), event=event)]
+
+    # state ---------------------------------------------------------------------
+
+    @staticmethod
+    def _effective(state: ComponentState) -> tuple[Status, bool]:
+        page, probe = state.page_status, state.probe_status
+        if page is Status.MAINTENANCE:
+            return Status.MAINTENANCE, True
+        known = [s for s in (page, probe) if s is not None and s is not Status.UNKNOWN]
+        if not known:
+            return Status.UNKNOWN, False
+        status = worst(known)
+        confirmed = status.is_outage and page is not None and page.is_outage
+        return status, confirmed
+
+    def _settle(self, track: _Track, at: datetime, source: str | None) -> list[StateUpdate]:
+        state = track.state
+        status, confirmed = self._effective(state)
+        if status == state.status and confirmed == state.confirmed:
+            return []
+        old = state.status
+        state.confirmed = confirmed
+        if status == old:
+            detail = "confirmed by the status page" if confirmed else (
+                "the status page no longer reports it; our probes still do"
+            )
+            return [self._emit("state_changed", track, at, source, old, detail=detail)]
+        state.status, state.since = status, at
+        if status is Status.UNKNOWN or (old is Status.UNKNOWN and status == state.last_known):
+            return [self._unknown_change(track, at, source, old)]
+        never_known = state.last_known is Status.UNKNOWN
+        state.last_known = status
+        if never_known and status is Status.OPERATIONAL:
+            return [StateUpdate(state=state.model_copy(deep=True), status_changed=True)]
+        return self._change(track, at, source, old)
+
+    def _unknown_change(
+        self, track: _Track, at: datetime, source: str | None, old: Status
+    ) -> StateUpdate:
+        """Into or out of ``unknown``: the admins hear of it, the channels do not."""
+        state = track.state
+        detail = state.detail if state.status is Status.UNKNOWN else (
+            f"source readable again; still {state.status.value}"
+        )
+        update = self._emit("state_changed", track, at, source, old, detail=detail, audience="admins")
+        return update
+
+    def _change(
+        self, track: _Track, at: datetime, source: str | None, old: Status
+    ) -> list[StateUpdate]:
+        """A user-visible status change, through flap damping."""
+        state = track.state
+        track.changes.append(at)
+        horizon = at - timedelta(seconds=self.settings.flap_window)
+        while track.changes and track.changes[0] < horizon:
+            track.changes.popleft()
+        if state.flapping:
+            self._episode(state.provider, at)
+            return [StateUpdate(state=state.model_copy(deep=True), status_changed=True)]
+        if len(track.changes) > self.settings.flap_threshold:
+            state.flapping, track.flap_from = True, old
+            detail = (
+                f"changed state {len(track.changes)} times in "
+                f"{self.settings.flap_window:g}s; quiet until stable for "
+                f"{self.settings.flap_quiet:g}s"
+            )
+            return [self._emit("flapping", track, at, source, old, detail=detail)]
+        return [self._emit("state_changed", track, at, source, old)]
+
+    def _unflap(self, track: _Track, at: datetime, source: str | None) -> list[StateUpdate]:
+        state = track.state
+        if not state.flapping or not track.changes:
+            return []
+        if (at - track.changes[-1]).total_seconds() < self.settings.flap_quiet:
+            return []
+        state.flapping = False
+        old = track.flap_from or state.status
+        track.flap_from = None
+        track.changes.clear()
+        return [
+            self._emit(
+                "state_changed", track, at, source, old, detail="stable again after flapping"
+            )
+        ]
+
+    # incidents -----------------------------------------------------------------
+
+    def _incident(self, track: _Track, obs: Observation, *, already: bool) -> list[StateUpdate]:
+        incident = obs.incident
+        if incident is None:
+            return []
+        prov = self._provider(obs.provider)
+        if incident.revision in prov.seen:
+            return []
+        previous_open = _was_open(prov, incident)
+        prov.seen[incident.revision] = None
+        while len(prov.seen) > _SEEN_LIMIT:
+            prov.seen.pop(next(iter(prov.seen)))
+        if already:
+            return []  # the state change that came with it carries the incident
+        announce = prov.episode is not None and (previous_open or not incident.resolved)
+        if not announce or track.state.flapping:
+            return []
+        return [self._emit("incident_update", track, obs.at, obs.source, track.state.status)]
+
+    # events ----------------------------------------------------------------------
+
+    def _emit(
+        self,
+        kind: EventType,
+        track: _Track,
+        at: datetime,
+        source: str | None,
+        old: Status,
+        *,
+        detail: str | None = None,
+        audience: str = "all",
+    ) -> StateUpdate:
+        state = track.state
+        status_changed = old != state.status
+        closing = self._episode(state.provider, at) if audience == "all" else None
+        event = self._event(kind, track, at, source, audience=audience)
+        event.from_ = old
+        event.to = state.status
+        event.detail = detail
+        if closing is not None:
+            event.episode, event.episode_started = closing
+        snapshot = state.model_copy(deep=True)
+        return StateUpdate(state=snapshot, event=event, status_changed=status_changed)
+
+    def _event(
+        self, kind: EventType, track: _Track, at: datetime, source: str | None, *, audience: str
+    ) -> Event:
+        state = track.state
+        prov = self._provider(state.provider)
+        return Event(
+            type=kind,
+            provider=state.provider,
+            component=state.component,
+            at=at,
+            source=source,
+            confirmed=state.confirmed,
+            incident=EventIncident.of(state.incident) if state.incident else None,
+            to=state.status,
+            provider_name=self._names.get(state.provider, state.provider),
+            component_name=state.name,
+            episode=prov.episode,
+            episode_started=prov.episode_started,
+            provider_status=self.provider_status(state.provider),
+            audience="admins" if audience == "admins" else "all",
+            latency_ms=state.latency_ms,
+        )
+
+    def provider_status(self, provider: str) -> Status:
+        """The provider's worst known status (``unknown`` only if nothing is known)."""
+        known = [
+            t.state.last_known if t.state.status is Status.UNKNOWN else t.state.status
+            for t in self._tracks.values()
+            if t.state.provider == provider
+        ]
+        known = [s for s in known if s is not Status.UNKNOWN] or [Status.UNKNOWN]
+        return worst(known)
+
+    def _episode(self, provider: str, at: datetime) -> tuple[str, datetime | None] | None:
+        """Open or close the provider's episode; return (id, start) when this closes it."""
+        prov = self._provider(provider)
+        status = self.provider_status(provider)
+        flapping = any(t.state.flapping for t in self._tracks.values() if t.state.provider == provider)
+        closing: tuple[str, datetime | None] | None = None
+        if prov.episode is None and status.rank >= Status.MAINTENANCE.rank:
+            prov.episode = f"{provider}:{at:%Y%m%dT%H%M%SZ}:{uuid.uuid4().hex[:6]}"
+            prov.episode_started = at
+        elif prov.episode is not None and status is Status.OPERATIONAL and not flapping:
+            closing = (prov.episode, prov.episode_started)
+            prov.episode = prov.episode_started = None
+        for t in self._tracks.values():
+            if t.state.provider == provider:
+                t.state.episode, t.state.episode_started = prov.episode, prov.episode_started
+        return closing
+
+
+def _was_open(prov: _ProviderTrack, incident: Incident) -> bool:
+    return any(incident_id == incident.id for incident_id, _ in prov.seen)
+
+
+def _watcher_state(suspect: bool, at: datetime, detail: str) -> ComponentState:
+    status = Status.MAJOR_OUTAGE if suspect else Status.OPERATIONAL
+    return ComponentState(
+        provider="tocsin",
+        component="watcher",
+        name="Watcher network",
+        status=status,
+        last_known=status,
+        since=at,
+        checked_at=at,
+        detail=detail,
+    )

@@ -1,0 +1,39 @@
+"""The built-in provider catalog (``config/providers.yaml``, shipped as package data).
+
+Each entry is a provider config as a user would write it, plus ``main: true`` for the default
+set. Users enable an entry by id and override any field (see :func:`config.loader.deep_merge`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: tuple[Mapping[str, Any], ...]
+
+    def get(self, provider_id: str) -> dict[str, Any] | None:
+        for entry in self.entries:
+            if entry["id"] == provider_id:
+                return dict(entry)
+        return None
+
+    def ids(self) -> list[str]:
+        return [entry["id"] for entry in self.entries]
+
+    def main(self) -> Iterator[Mapping[str, Any]]:
+        return (entry for entry in self.entries if entry.get("main"))
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    text = resources.files("config").joinpath("providers.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    return Catalog(entries=tuple(data["providers"]))

@@ -1,0 +1,310 @@
+"""The configuration schema: one YAML file, validated here.
+
+The key names are a public contract (DESIGN.md): add freely, rename nothing. Every model
+forbids unknown keys so a typo is an error with its path, not a silently ignored setting.
+Secrets are ``SecretStr`` so they never print, and each can come from the environment
+instead (see :mod:`config.loader`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from bot.models import SEVERITY_ORDER, Status
+from config.durations import Duration
+
+PROVIDER_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _check_severity(value: Status) -> Status:
+    if value not in SEVERITY_ORDER:
+        names = ", ".join(s.value for s in SEVERITY_ORDER)
+        raise ValueError(f"must be one of {names}")
+    return value
+
+
+HttpURL = Annotated[str, AfterValidator(_check_url)]
+Severity = Annotated[Status, AfterValidator(_check_severity)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class StoreConfig(Model):
+    """Where state and events live: Redis at ``url``, else the embedded in-process store."""
+
+    url: str | None = None
+    prefix: str = "tocsin:"
+    stream_maxlen: int = Field(10_000, ge=100)
+    lease: Duration = 15.0
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in (
+            "redis",
+            "rediss",
+            "unix",
+            "redis+sentinel",
+        ):
+            raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+        return value
+
+
+class ServerConfig(Model):
+    """Health, metrics, dashboard and Slack's HTTP mode share this listener."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class WatchConfig(Model):
+    """Defaults for every source; a provider's own settings win."""
+
+    interval: Duration = 30.0
+    page_interval: Duration = 60.0
+    failure_threshold: int = Field(2, ge=1, le=100)
+    success_threshold: int = Field(2, ge=1, le=100)
+    confirm_interval: Duration | None = None
+    jitter: Duration | None = None
+    timeout: Duration = 10.0
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    flap_threshold: int = Field(4, ge=2)
+    flap_window: Duration = 600.0
+    flap_quiet: Duration = 300.0
+    self_check_min_providers: int = Field(3, ge=2)
+    max_connections: int = Field(100, ge=1)
+    user_agent: str = "tocsin (+https://github.com/tocsin-alerts/tocsin)"
+
+
+StatusPageKind = Literal[
+    "statuspage",
+    "incidentio",
+    "gcloud",
+    "rss",
+    "betterstack",
+    "datadog",
+    "flashcat",
+    "instatus",
+    "aws",
+]
+
+
+class StatusPageConfig(Model):
+    """A provider's public status page. ``url`` is the page's root; the source knows its
+    endpoints (``/api/v2/summary.json``, ``/proxy/<host>``, ``/incidents.json``...)."""
+
+    kind: StatusPageKind
+    url: HttpURL
+    #: Ids to watch (components, products or feed categories); omitted → all.
+    components: list[str] | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    #: Source-specific knobs (e.g. the incident.io proxy host), documented per source.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("components")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list watches nothing: omit the key to watch all")
+        return value
+
+
+class ProbeAuth(Model):
+    """How the probe presents the team's API key."""
+
+    kind: Literal["none", "bearer", "header", "query"] = "none"
+    header: str = "Authorization"
+    param: str = "key"
+    #: The environment variable holding the key (the usual place for it).
+    env: str | None = None
+    key: SecretStr | None = None
+
+
+class ProbeConfig(Model):
+    """A synthetic API call with the team's own key, e.g. listing models."""
+
+    url: HttpURL
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    interval: Duration | None = None
+    timeout: Duration = 10.0
+    #: A 2xx slower than this counts as ``degraded``.
+    latency_budget: Duration = 5.0
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: dict[str, Any] | None = None
+    auth: ProbeAuth = Field(default_factory=ProbeAuth)
+    #: The component the probe speaks for; defaults to the first watched page component.
+    component: str | None = None
+    #: Display name when the probe has its own component (a page component keeps its name).
+    component_name: str | None = None
+    failure_status: Severity = Status.MAJOR_OUTAGE
+    #: ``None``: on when a key is available (or none is needed).
+    enabled: bool | None = None
+
+
+class ProviderConfig(Model):
+    """One watched provider: a catalog entry by id (with overrides), or a custom one."""
+
+    id: Annotated[str, Field(pattern=PROVIDER_ID)]
+    name: str
+    status_page: StatusPageConfig | None = None
+    probe: ProbeConfig | None = None
+    fallbacks: list[str] = Field(default_factory=list)
+    #: The human status page, linked from notices.
+    status_url: str | None = None
+    failure_threshold: int | None = Field(None, ge=1, le=100)
+    success_threshold: int | None = Field(None, ge=1, le=100)
+    #: Model names for the paste-ready fallback snippets (LiteLLM, OpenRouter).
+    litellm_model: str | None = None
+    openrouter_model: str | None = None
+    #: Catalog-only: part of the built-in default set.
+    main: bool = False
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> ProviderConfig:
+        if self.status_page is None and self.probe is None:
+            raise ValueError("give a status_page or a probe (or both): nothing to watch")
+        return self
+
+
+Providers = Literal["all"] | list[str]
+
+
+class Route(Model):
+    """Which notices a target wants."""
+
+    providers: Providers = "all"
+    min_status: Severity = Status.DEGRADED
+
+
+class SlackChannel(Route):
+    id: str
+    #: Mention ``@here``/``@channel`` on notices at or above ``mention_min_status``.
+    mention: Literal["none", "here", "channel"] = "none"
+    mention_min_status: Severity = Status.MAJOR_OUTAGE
+
+
+class SlackConfig(Model):
+    api_url: HttpURL = "https://slack.com/api/"
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    channels: list[SlackChannel] = Field(default_factory=list)
+    #: Where admin notices (broken sources, bad keys, watcher health) go.
+    admin_channel: str | None = None
+
+
+class DiscordChannel(Route):
+    id: str
+    mention: Literal["none", "here", "everyone"] = "none"
+    mention_min_status: Severity = Status.MAJOR_OUTAGE
+
+
+class DiscordWebhook(Route):
+    url: SecretStr  # the URL carries the webhook's token
+
+
+class DiscordConfig(Model):
+    api_url: HttpURL = "https://discord.com/api/v10"
+    token: SecretStr | None = None
+    application_id: str | None = None
+    guilds: list[str] = Field(default_factory=list)
+    channels: list[DiscordChannel] = Field(default_factory=list)
+    webhooks: list[DiscordWebhook] = Field(default_factory=list)
+    admin_channel: str | None = None
+
+
+class EscalationBase(Route):
+    min_status: Severity = Status.MAJOR_OUTAGE
+    #: The outage must last this long before anyone is paged.
+    after: Duration = 0.0
+    #: Re-notify while it lasts (``None``: once).
+    repeat: Duration | None = None
+    #: Local times ``"22:00-07:00"`` during which this policy pages nobody.
+    quiet_hours: str | None = None
+    timezone: str = "UTC"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{2}:\d{2}-\d{2}:\d{2}", value):
+            raise ValueError("write quiet hours like 22:00-07:00")
+        return value
+
+
+class PagerDutyPolicy(EscalationBase):
+    kind: Literal["pagerduty"]
+    routing_key: SecretStr | None = None
+    url: HttpURL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class OpsgeniePolicy(EscalationBase):
+    kind: Literal["opsgenie"]
+    api_key: SecretStr | None = None
+    region: Literal["us", "eu"] = "us"
+    url: HttpURL | None = None
+
+
+class WebhookPolicy(EscalationBase):
+    kind: Literal["webhook"]
+    url: HttpURL
+    secret: SecretStr | None = None
+
+
+EscalationPolicy = Annotated[
+    PagerDutyPolicy | OpsgeniePolicy | WebhookPolicy, Field(discriminator="kind")
+]
+
+
+class ConsoleConfig(Model):
+    enabled: bool = True
+
+
+class LogConfig(Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class TocsinConfig(Model):
+    """The whole file. Every section is optional; the defaults run without Redis or tokens."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    slack: SlackConfig | None = None
+    discord: DiscordConfig | None = None
+    escalation: list[EscalationPolicy] = Field(default_factory=list)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    #: This replica's name (consumer name in the stream group); default: host and pid.
+    instance: str | None = None
+
+    def provider(self, provider_id: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.id == provider_id), None)
+
+    @property
+    def provider_ids(self) -> list[str]:
+        return [p.id for p in self.providers]
