@@ -76,6 +76,8 @@ class _Track:
     flap_from: Status | None = None
     config_alerted: bool = False
     probe_source: str | None = None
+    #: Not observed yet in this process (and not restored): a broken first read is news.
+    fresh: bool = True
 
 
 @dataclass(slots=True)
@@ -110,7 +112,7 @@ class Tracker:
     def restore(self, states: Iterable[ComponentState]) -> None:
         """Seed from the store after a restart, so known outages are not announced again."""
         for state in states:
-            track = self._tracks[state.key] = _Track(state=state.model_copy(deep=True))
+            track = self._tracks[state.key] = _Track(state=state.model_copy(deep=True), fresh=False)
             if state.flapping:
                 track.changes.append(state.since)
                 track.flap_from = state.last_known
@@ -152,9 +154,7 @@ class Tracker:
     def _track(self, obs: Observation) -> _Track:
         track = self._tracks.get(obs.key)
         if track is None:
-            state = ComponentState(
-                provider=obs.provider, component=obs.component, since=obs.at
-            )
+            state = ComponentState(provider=obs.provider, component=obs.component, since=obs.at)
             track = self._tracks[obs.key] = _Track(state=state)
             prov = self._provider(obs.provider)
             state.episode, state.episode_started = prov.episode, prov.episode_started
@@ -266,7 +266,9 @@ class Tracker:
         """Most probes failing with network errors at once: suspect our own network."""
         window = timedelta(seconds=self.settings.self_check_window)
         recent = [
-            t for t in self._probed().values() if t.last_probe_at and now - t.last_probe_at <= window
+            t
+            for t in self._probed().values()
+            if t.last_probe_at and now - t.last_probe_at <= window
         ]
         if len(recent) < self.settings.self_check_min_providers:
             suspect = False
@@ -321,13 +323,18 @@ class Tracker:
     def _settle(self, track: _Track, at: datetime, source: str | None) -> list[StateUpdate]:
         state = track.state
         status, confirmed = self._effective(state)
+        fresh, track.fresh = track.fresh, False
+        if fresh and status is Status.UNKNOWN and state.detail:
+            return [self._unknown_change(track, at, source, Status.UNKNOWN)]
         if status == state.status and confirmed == state.confirmed:
             return []
         old = state.status
         state.confirmed = confirmed
         if status == old:
-            detail = "confirmed by the status page" if confirmed else (
-                "the status page no longer reports it; our probes still do"
+            detail = (
+                "confirmed by the status page"
+                if confirmed
+                else ("the status page no longer reports it; our probes still do")
             )
             return [self._emit("state_changed", track, at, source, old, detail=detail)]
         state.status, state.since = status, at
@@ -344,11 +351,12 @@ class Tracker:
     ) -> StateUpdate:
         """Into or out of ``unknown``: the admins hear of it, the channels do not."""
         state = track.state
-        detail = state.detail if state.status is Status.UNKNOWN else (
-            f"source readable again; still {state.status.value}"
+        detail = (
+            state.detail
+            if state.status is Status.UNKNOWN
+            else (f"source readable again; still {state.status.value}")
         )
-        update = self._emit("state_changed", track, at, source, old, detail=detail, audience="admins")
-        return update
+        return self._emit("state_changed", track, at, source, old, detail=detail, audience="admins")
 
     def _change(
         self, track: _Track, at: datetime, source: str | None, old: Status
@@ -470,7 +478,9 @@ class Tracker:
         """Open or close the provider's episode; return (id, start) when this closes it."""
         prov = self._provider(provider)
         status = self.provider_status(provider)
-        flapping = any(t.state.flapping for t in self._tracks.values() if t.state.provider == provider)
+        flapping = any(
+            t.state.flapping for t in self._tracks.values() if t.state.provider == provider
+        )
         closing: tuple[str, datetime | None] | None = None
         if prov.episode is None and status.rank >= Status.MAINTENANCE.rank:
             prov.episode = f"{provider}:{at:%Y%m%dT%H%M%SZ}:{uuid.uuid4().hex[:6]}"

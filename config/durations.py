@@ -49,10 +49,10 @@ def format_duration(seconds: float) -> str:
 
 def humanize(seconds: float) -> str:
     """A rounded, readable length of time for notices (``1h 5m``, ``42s``)."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
     if minutes < 60:
         return f"{minutes}m {secs}s" if secs and minutes < 10 else f"{minutes}m"
     hours, minutes = divmod(minutes, 60)

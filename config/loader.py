@@ -23,6 +23,22 @@ DEFAULT_FILE = "tocsin.yaml"
 CONFIG_ENV = "TOCSIN_CONFIG"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice is an error (YAML keeps the last one
+    silently, which hides half of a config)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 class ConfigError(Exception):
     """A config that cannot be used; ``errors`` holds one line per problem."""
 
@@ -75,9 +91,7 @@ def resolve_path(explicit: str | Path | None, env: Mapping[str, str] | None = No
     return default if default.is_file() else None
 
 
-def load_config(
-    path: str | Path | None = None, *, catalog: Catalog | None = None
-) -> TocsinConfig:
+def load_config(path: str | Path | None = None, *, catalog: Catalog | None = None) -> TocsinConfig:
     """The validated config from ``path`` (``None``: the built-in defaults)."""
     catalog = catalog or load_catalog()
     if path is None:
@@ -97,7 +111,7 @@ def read_document(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read: {exc}"], str(path)) from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -119,19 +133,20 @@ def build_config(
     source: str = "config",
     catalog: Catalog | None = None,
 ) -> TocsinConfig:
-    """Validate a config document (environment secrets overlaid); raise :class:`ConfigError`."""
+    """Validate a config document (environment secrets overlaid); raise :class:`ConfigError`
+    with every problem at once: schema errors and cross-references alike."""
     catalog = catalog or load_catalog()
     doc = dict(document)
     errors: list[str] = []
-    doc["providers"] = _resolve_providers(doc.get("providers"), catalog, errors)
+    doc["providers"], positions = _resolve_providers(doc.get("providers"), catalog, errors)
     _overlay_env(doc, EnvSecrets())
+    config: TocsinConfig | None = None
     try:
         config = TocsinConfig.model_validate(doc)
     except ValidationError as exc:
-        errors.extend(format_validation_error(exc))
-        raise ConfigError(errors, source) from None
-    errors.extend(_cross_checks(config, catalog))
-    if errors:
+        errors.extend(format_validation_error(exc, positions))
+    errors.extend(_cross_checks(doc, document.get("providers"), positions, catalog))
+    if errors or config is None:
         raise ConfigError(errors, source)
     return config
 
@@ -158,32 +173,36 @@ def _overlay_env(doc: dict[str, Any], secrets: EnvSecrets) -> None:
                 policy[key] = value.get_secret_value()
 
 
-def _resolve_providers(raw: Any, catalog: Catalog, errors: list[str]) -> Any:
-    """Catalog entries by id, with the user's fields deep-merged over them."""
+def _resolve_providers(raw: Any, catalog: Catalog, errors: list[str]) -> tuple[Any, list[int]]:
+    """Catalog entries by id, with the user's fields deep-merged over them.
+
+    Returns the entries to validate and, for each, its index in the user's list (an unknown
+    catalog id is reported here and left out, so later errors must keep their own index).
+    """
     if raw is None:
-        return [dict(entry) for entry in catalog.main()]
+        entries = [dict(entry) for entry in catalog.main()]
+        return entries, list(range(len(entries)))
     if not isinstance(raw, list):
-        return raw  # validation reports the type error with its path
+        return raw, []  # validation reports the type error with its path
     resolved: list[Any] = []
+    positions: list[int] = []
     for index, entry in enumerate(raw):
         if isinstance(entry, str):
             entry = {"id": entry}
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            resolved.append(entry)
-            continue
-        base = catalog.get(entry["id"])
-        if base is None:
-            if set(entry) <= {"id", "fallbacks"}:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            base = catalog.get(entry["id"])
+            if base is not None:
+                entry = deep_merge(base, entry)
+            elif set(entry) <= {"id", "fallbacks"}:
                 errors.append(
                     f"providers[{index}].id: {entry['id']!r} is not in the catalog"
                     f"{_suggest(entry['id'], catalog.ids())}; give name and status_page or probe "
                     "for a custom provider"
                 )
                 continue
-            resolved.append(entry)
-        else:
-            resolved.append(deep_merge(base, entry))
-    return resolved
+        resolved.append(entry)
+        positions.append(index)
+    return resolved, positions
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,47 +216,83 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def _cross_checks(config: TocsinConfig, catalog: Catalog) -> list[str]:
+def _cross_checks(
+    doc: Mapping[str, Any], written: Any, positions: Sequence[int], catalog: Catalog
+) -> list[str]:
+    """References between sections, checked on the raw document so they are reported even
+    when other parts of the file do not validate yet."""
+    entries = written if isinstance(written, list) else doc.get("providers")
+    entries = [{"id": e} if isinstance(e, str) else e for e in entries or []]
+    ids = [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
     errors: list[str] = []
-    ids = config.provider_ids
     seen: set[str] = set()
-    for index, provider_id in enumerate(ids):
-        if provider_id in seen:
+    for index, entry in enumerate(entries):
+        provider_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(provider_id, str) and provider_id in seen:
             errors.append(f"providers[{index}].id: {provider_id!r} is listed twice")
-        seen.add(provider_id)
-    known = set(ids) | set(catalog.ids())
-    for index, provider in enumerate(config.providers):
-        for j, fallback in enumerate(provider.fallbacks):
+        if isinstance(provider_id, str):
+            seen.add(provider_id)
+    known = sorted(set(ids) | set(catalog.ids()))
+    resolved = doc.get("providers")
+    by_index = dict(zip(positions, resolved, strict=False)) if isinstance(resolved, list) else {}
+    for index, merged in by_index.items():
+        if not isinstance(merged, dict):
+            continue
+        for j, fallback in enumerate(_strings(merged.get("fallbacks"))):
             if fallback not in known:
                 errors.append(
                     f"providers[{index}].fallbacks[{j}]: unknown provider {fallback!r}"
-                    f"{_suggest(fallback, sorted(known))}"
+                    f"{_suggest(fallback, known)}"
                 )
-    routes: list[tuple[str, Any]] = []
-    if config.slack:
-        routes += [(f"slack.channels[{i}]", c) for i, c in enumerate(config.slack.channels)]
-    if config.discord:
-        routes += [(f"discord.channels[{i}]", c) for i, c in enumerate(config.discord.channels)]
-        routes += [(f"discord.webhooks[{i}]", c) for i, c in enumerate(config.discord.webhooks)]
-    routes += [(f"escalation[{i}]", p) for i, p in enumerate(config.escalation)]
-    for where, route in routes:
-        if route.providers == "all":
+    for where, route in _routes(doc):
+        providers = route.get("providers")
+        if not isinstance(providers, list):
             continue
-        for j, provider_id in enumerate(route.providers):
-            if provider_id not in ids:
+        for j, provider_id in enumerate(providers):
+            if isinstance(provider_id, str) and provider_id not in ids:
                 errors.append(
                     f"{where}.providers[{j}]: {provider_id!r} is not a watched provider"
                     f"{_suggest(provider_id, ids)}"
                 )
-    for index, policy in enumerate(config.escalation):
-        missing = {
-            "pagerduty": ("routing_key", "PAGERDUTY_ROUTING_KEY"),
-            "opsgenie": ("api_key", "OPSGENIE_API_KEY"),
-        }.get(policy.kind)
-        if missing and getattr(policy, missing[0]) is None:
-            errors.append(
-                f"escalation[{index}].{missing[0]}: required (or set {missing[1]})"
-            )
+    errors.extend(_missing_policy_keys(doc))
+    return errors
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _routes(doc: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    routes: list[tuple[str, dict[str, Any]]] = []
+    for section, lists in (("slack", ("channels",)), ("discord", ("channels", "webhooks"))):
+        body = doc.get(section)
+        if not isinstance(body, dict):
+            continue
+        for name in lists:
+            items = body.get(name)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict):
+                    routes.append((f"{section}.{name}[{i}]", item))
+    policies = doc.get("escalation")
+    for i, policy in enumerate(policies if isinstance(policies, list) else []):
+        if isinstance(policy, dict):
+            routes.append((f"escalation[{i}]", policy))
+    return routes
+
+
+def _missing_policy_keys(doc: Mapping[str, Any]) -> list[str]:
+    needs = {
+        "pagerduty": ("routing_key", "PAGERDUTY_ROUTING_KEY"),
+        "opsgenie": ("api_key", "OPSGENIE_API_KEY"),
+    }
+    errors = []
+    policies = doc.get("escalation")
+    for index, policy in enumerate(policies if isinstance(policies, list) else []):
+        if not isinstance(policy, dict) or policy.get("kind") not in needs:
+            continue
+        key, variable = needs[policy["kind"]]
+        if not policy.get(key):
+            errors.append(f"escalation[{index}].{key}: required (or set {variable})")
     return errors
 
 
@@ -246,11 +301,15 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
-    """pydantic's errors as ``path: message`` lines (``providers[2].probe.url: ...``)."""
+def format_validation_error(exc: ValidationError, positions: Sequence[int] = ()) -> list[str]:
+    """pydantic's errors as ``path: message`` lines (``providers[2].probe.url: ...``);
+    ``positions`` maps validated provider entries back to their index in the file."""
     lines = []
     for error in exc.errors(include_url=False):
-        path = format_loc(error["loc"])
+        loc = list(error["loc"])
+        if len(loc) > 1 and loc[0] == "providers" and isinstance(loc[1], int) and positions:
+            loc[1] = positions[loc[1]] if loc[1] < len(positions) else loc[1]
+        path = format_loc(loc)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key (typo?)"

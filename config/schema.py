@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -35,15 +36,17 @@ def _check_url(value: str) -> str:
     return value
 
 
-def _check_severity(value: Status) -> Status:
-    if value not in SEVERITY_ORDER:
-        names = ", ".join(s.value for s in SEVERITY_ORDER)
-        raise ValueError(f"must be one of {names}")
-    return value
+def _check_severity(value: object) -> Status:
+    """Only the ordered statuses make sense as a threshold; say which they are."""
+    words = {s.value: s for s in SEVERITY_ORDER}
+    key = value.value if isinstance(value, Status) else value
+    if not isinstance(key, str) or key not in words:
+        raise ValueError(f"must be one of {', '.join(words)}")
+    return words[key]
 
 
 HttpURL = Annotated[str, AfterValidator(_check_url)]
-Severity = Annotated[Status, AfterValidator(_check_severity)]
+Severity = Annotated[Status, BeforeValidator(_check_severity)]
 
 
 class Model(BaseModel):
@@ -53,21 +56,21 @@ class Model(BaseModel):
 class StoreConfig(Model):
     """Where state and events live: Redis at ``url``, else the embedded in-process store."""
 
-    url: str | None = None
+    #: A secret: the URL may carry Redis's password.
+    url: SecretStr | None = None
     prefix: str = "tocsin:"
     stream_maxlen: int = Field(10_000, ge=100)
     lease: Duration = 15.0
 
     @field_validator("url")
     @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in (
-            "redis",
-            "rediss",
-            "unix",
-            "redis+sentinel",
-        ):
-            raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
+            shown = f"scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL (got {shown})")
         return value
 
 

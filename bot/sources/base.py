@@ -5,7 +5,8 @@ lives and how it is shaped, so each page source is one file with a ``read`` that
 :class:`PageReading`; turning that into observations of the watched components (component
 status, incident impact, maintenance) happens once, here. Anything wrong with the response
 becomes :class:`SourceError`, which the base turns into ``unknown`` observations carrying the
-diagnostic: never green, never a crash.
+diagnostic: never green, never a crash. Incidents a source saw open are remembered by
+:class:`IncidentMemory`, so that each one's end is reported exactly once.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
-from bot.models import Incident, Observation, SourceKind, Status, utcnow, worst
+from bot.models import Incident, IncidentUpdate, Observation, SourceKind, Status, utcnow, worst
 
 
 class SourceError(Exception):
@@ -59,7 +60,15 @@ class Fetched:
 
     @property
     def etag(self) -> str | None:
-        return self.headers.get("etag")
+        value: str | None = self.headers.get("etag")
+        return value
+
+    @property
+    def where(self) -> str:
+        """The URL asked for, and where it redirected to: how diagnostics name the response."""
+        if self.redirected_from:
+            return f"{self.redirected_from} (redirected to {self.url})"
+        return self.url
 
 
 async def fetch(
@@ -126,9 +135,7 @@ def looks_like_html(fetched: Fetched) -> bool:
 
 def decode_json(fetched: Fetched) -> Any:
     """The body as JSON, or a :class:`SourceError` saying why it is not."""
-    where = fetched.url if not fetched.redirected_from else (
-        f"{fetched.redirected_from} (redirected to {fetched.url})"
-    )
+    where = fetched.where
     if looks_like_html(fetched):
         raise SourceError(
             f"{where}: got an HTML page instead of JSON (a login, challenge or error page?)"
@@ -182,6 +189,89 @@ class PageReading:
     incidents_only: bool = False
 
 
+#: What a vanished incident's end says when nothing tells how it ended.
+NO_LONGER_LISTED = "No longer listed on the status page."
+
+
+class IncidentMemory:
+    """Incidents a source saw open, so that each one's end is reported exactly once.
+
+    Pages keep resolved incidents for weeks, or drop one the moment it ends. Passing old
+    resolutions on would pin stale narratives to green components; a vanished one would never
+    be told as over. So :meth:`settle`, once a round: open incidents pass; a resolved one
+    passes only if we saw it open; one that vanished while open comes back once, resolved. A
+    source that can look up how an incident ended asks :meth:`vanished` which ones to look up
+    and hands the answers to :meth:`settle` as ``ended``. An end is always a new revision,
+    even when the page added no update to say so.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[Incident, frozenset[str]]] = {}
+
+    def vanished(self, readings: Iterable[IncidentReading]) -> list[str]:
+        """Ids of incidents seen open that ``readings`` no longer list (to look up their end)."""
+        present = {r.incident.id for r in readings}
+        return [incident_id for incident_id in self._open if incident_id not in present]
+
+    def settle(
+        self,
+        readings: Iterable[IncidentReading],
+        ended: Mapping[str, Incident] | None = None,
+        *,
+        watched: Collection[str] | None = None,
+    ) -> list[IncidentReading]:
+        """The readings to pass on this round, and remember the open ones for the next.
+
+        A vanished incident comes back as ``ended`` has it when that version is resolved,
+        else closed as no longer listed (``completed``, for a maintenance), on the components
+        it had when open. With ``watched``, only incidents naming one of those components are
+        remembered (for sources where a vanished incident costs a lookup).
+        """
+        readings = list(readings)
+        ended = ended or {}
+        out = [r for r in readings if not r.incident.resolved]
+        out += [
+            _news(r, self._open[r.incident.id][0])
+            for r in readings
+            if r.incident.resolved and r.incident.id in self._open
+        ]
+        for incident_id in self.vanished(readings):
+            known, components = self._open[incident_id]
+            end = ended.get(incident_id)
+            incident = end if end is not None and end.resolved else _gone(known)
+            out.append(_news(IncidentReading(incident, components), known))
+        still_open: dict[str, tuple[Incident, frozenset[str]]] = {}
+        for r in readings:
+            if not r.incident.resolved:
+                earlier = still_open.get(r.incident.id, (r.incident, frozenset()))[1]
+                still_open[r.incident.id] = (r.incident, earlier | r.components)
+        self._open = {
+            incident_id: entry
+            for incident_id, entry in still_open.items()
+            if watched is None or not entry[1].isdisjoint(watched)
+        }
+        return out
+
+
+def _news(reading: IncidentReading, known: Incident) -> IncidentReading:
+    """The end must read as news even when the page added no update to say so."""
+    if reading.incident.revision != known.revision:
+        return reading
+    update_id = f"{reading.incident.update_id}:{reading.incident.status}"
+    return replace(reading, incident=reading.incident.model_copy(update={"update_id": update_id}))
+
+
+def _gone(incident: Incident) -> Incident:
+    """An incident that left the page without a trace of its end: call it over."""
+    return incident.model_copy(
+        update={
+            "status": "completed" if incident.maintenance else "resolved",
+            "update": NO_LONGER_LISTED,
+            "update_id": f"{incident.update_id or incident.status}:gone",
+        }
+    )
+
+
 class PageSource(ABC):
     """Shared behaviour of status-page sources; subclasses implement :meth:`read`."""
 
@@ -206,6 +296,8 @@ class PageSource(ABC):
         self.options = dict(options or {})
         self.id = f"{provider}:{self.kind_name}"
         self._names: dict[str, str] = {}
+        #: Incidents seen open: :meth:`read` passes its incidents through ``memory.settle``.
+        self.memory = IncidentMemory()
 
     @abstractmethod
     async def read(self, client: httpx.AsyncClient) -> PageReading:
@@ -218,7 +310,9 @@ class PageSource(ABC):
         except SourceError as exc:
             return self.unknown(str(exc))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            return self.unknown(f"{self.url}: unexpected payload shape ({type(exc).__name__}: {exc})")
+            return self.unknown(
+                f"{self.url}: unexpected payload shape ({type(exc).__name__}: {exc})"
+            )
 
     def unknown(self, diagnostic: str) -> list[Observation]:
         """Observations saying we cannot tell, for every component we know of."""
@@ -364,3 +458,19 @@ def require(payload: Any, key: str, kind: type, where: str) -> Any:
         found = "missing" if key not in payload else f"a {type(value).__name__}"
         raise SourceError(f"{where}: expected key {key!r} ({kind.__name__}), found {found}")
     return value
+
+
+def optional_list(payload: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """The objects in the list at ``payload[key]``: none when the key is missing or ``null``,
+    a :class:`SourceError` when it holds anything but a list."""
+    value = payload.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SourceError(f"{where}: {key!r} is a {type(value).__name__}, expected a list")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def newest_first(updates: Iterable[IncidentUpdate]) -> list[IncidentUpdate]:
+    """An incident's updates, newest first (undated ones last, in their given order)."""
+    return sorted(updates, key=lambda u: u.at.timestamp() if u.at else 0.0, reverse=True)

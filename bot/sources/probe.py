@@ -99,7 +99,10 @@ class ProbeSource:
         if code in (401, 403):
             hint = f": check {self.key_hint}" if self.key_hint else ""
             return self._result(
-                Status.UNKNOWN, latency_ms, ProbeError.AUTH, f"probe rejected our key (HTTP {code}){hint}"
+                Status.UNKNOWN,
+                latency_ms,
+                ProbeError.AUTH,
+                f"probe rejected our key (HTTP {code}){hint}",
             )
         if code >= 500:
             return self._result(self.failure_status, latency_ms, ProbeError.HTTP, f"HTTP {code}")

@@ -2,8 +2,9 @@
 
 Live state comes from ``/api/v2/summary.json`` (components, unresolved incidents, scheduled
 maintenances), fetched with ``If-None-Match`` so an unchanged page costs a 304. Resolved
-incidents vanish from the summary, so when one we saw open disappears we read
-``/api/v2/incidents.json`` once to learn how it ended and pass the resolution on.
+incidents vanish from the summary, so when one we saw open on a watched component disappears
+we read ``/api/v2/incidents.json`` once to learn how it ended and pass the resolution on (if
+that fails, it is resolved because it is no longer listed).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from bot.sources.base import (
     decode_json,
     fetch,
     fetch_json,
+    newest_first,
+    optional_list,
     parse_time,
     require,
     status_word,
@@ -39,9 +42,6 @@ class StatuspageSource(PageSource):
         super().__init__(*args, **kwargs)
         self._etag: str | None = None
         self._last: Any = None
-        #: Incidents seen open on a watched component, by id: we owe them a resolution.
-        self._open: dict[str, Incident] = {}
-        self._open_components: dict[str, frozenset[str]] = {}
 
     @property
     def summary_url(self) -> str:
@@ -50,7 +50,10 @@ class StatuspageSource(PageSource):
     async def read(self, client: httpx.AsyncClient) -> PageReading:
         payload = await self._summary(client)
         reading = parse_summary(payload, self.summary_url, page_url=self.url)
-        await self._add_resolutions(client, reading)
+        vanished = self.memory.vanished(reading.incidents)
+        ended = await self._endings(client, vanished) if vanished else {}
+        watched = self.watched or list(reading.components)
+        reading.incidents = self.memory.settle(reading.incidents, ended, watched=watched)
         return reading
 
     async def _summary(self, client: httpx.AsyncClient) -> Any:
@@ -64,25 +67,8 @@ class StatuspageSource(PageSource):
         self._etag, self._last = fetched.etag, payload
         return payload
 
-    async def _add_resolutions(self, client: httpx.AsyncClient, reading: PageReading) -> None:
-        """Report how incidents that left the summary ended (once each)."""
-        watched = set(self.watched or reading.components)
-        current = {r.incident.id for r in reading.incidents}
-        vanished = [i for i in self._open if i not in current]
-        if vanished:
-            resolved = await self._resolutions(client, vanished)
-            for incident_id in vanished:
-                incident = resolved.get(incident_id) or _closed(self._open[incident_id])
-                reading.incidents.append(
-                    IncidentReading(incident, self._open_components[incident_id], None)
-                )
-                del self._open[incident_id], self._open_components[incident_id]
-        for r in reading.incidents:
-            if not r.incident.resolved and r.components & watched:
-                self._open[r.incident.id] = r.incident
-                self._open_components[r.incident.id] = r.components
-
-    async def _resolutions(self, client: httpx.AsyncClient, ids: list[str]) -> dict[str, Incident]:
+    async def _endings(self, client: httpx.AsyncClient, ids: list[str]) -> dict[str, Incident]:
+        """How the incidents that left the summary ended, as ``incidents.json`` tells it."""
         url = f"{self.url}/api/v2/incidents.json"
         try:
             payload = await fetch_json(client, url, self.limits)
@@ -99,33 +85,34 @@ class StatuspageSource(PageSource):
 def parse_summary(payload: Any, where: str, *, page_url: str = "") -> PageReading:
     """A Statuspage (or compatible) summary: components required, the rest optional."""
     components = require(payload, "components", list, where)
+    if not components:  # before any incident bookkeeping: a broken page must not eat endings
+        raise SourceError(f"{where}: the page lists no components (did it move?)")
     reading = PageReading()
     for raw in components:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             raise SourceError(f"{where}: a component without an id")
         reading.components[raw["id"]] = ComponentReading(
-            id=raw["id"], name=str(raw.get("name") or raw["id"]), status=status_word(raw.get("status"))
+            id=raw["id"],
+            name=str(raw.get("name") or raw["id"]),
+            status=status_word(raw.get("status")),
         )
-    for raw in _list(payload, "incidents", where):
+    # The incident.io compatibility shim omits both lists.
+    for raw in optional_list(payload, "incidents", where):
         incident = parse_incident(raw, page_url)
         reading.incidents.append(
             IncidentReading(incident, _component_ids(raw), IMPACT.get(str(raw.get("impact"))))
         )
-    for raw in _list(payload, "scheduled_maintenances", where):
+    for raw in optional_list(payload, "scheduled_maintenances", where):
         if raw.get("status") not in _ACTIVE_MAINTENANCE:
             continue  # scheduled for later, or already over
         incident = parse_incident(raw, page_url, maintenance=True)
-        reading.incidents.append(
-            IncidentReading(incident, _component_ids(raw), Status.MAINTENANCE)
-        )
+        reading.incidents.append(IncidentReading(incident, _component_ids(raw), Status.MAINTENANCE))
     return reading
 
 
 def parse_incident(raw: dict[str, Any], page_url: str, *, maintenance: bool = False) -> Incident:
-    updates = sorted(
-        (_update(u) for u in raw.get("incident_updates") or [] if isinstance(u, dict)),
-        key=lambda u: u.at.timestamp() if u.at else 0.0,
-        reverse=True,
+    updates = newest_first(
+        _update(u) for u in raw.get("incident_updates") or [] if isinstance(u, dict)
     )
     latest = updates[0] if updates else None
     incident_id = str(raw["id"])
@@ -159,23 +146,3 @@ def _component_ids(raw: dict[str, Any]) -> frozenset[str]:
             if isinstance(affected, dict) and isinstance(affected.get("code"), str):
                 ids.add(affected["code"])
     return frozenset(ids)
-
-
-def _list(payload: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
-    value = payload.get(key)
-    if value is None:
-        return []  # the incident.io compatibility shim omits these
-    if not isinstance(value, list):
-        raise SourceError(f"{where}: {key!r} is a {type(value).__name__}, expected a list")
-    return [item for item in value if isinstance(item, dict)]
-
-
-def _closed(incident: Incident) -> Incident:
-    """An incident that left the page without a trace of its end: call it resolved."""
-    return incident.model_copy(
-        update={
-            "status": "resolved",
-            "update": "No longer listed on the status page.",
-            "update_id": f"{incident.update_id}:gone",
-        }
-    )

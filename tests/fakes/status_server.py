@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class SeenRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 class FakeStatusServer:
@@ -113,6 +115,15 @@ class FakeStatusServer:
 
         self.routes[path] = Route(behaviour=hang)
 
+    def set_slow(self, path: str, delay: float, body: bytes = b'{"data": []}') -> None:
+        """Answer 200 after ``delay`` seconds."""
+
+        async def slow(request: web.Request) -> web.StreamResponse:
+            await asyncio.sleep(delay)
+            return web.Response(body=body, content_type="application/json")
+
+        self.routes[path] = Route(behaviour=slow)
+
     def set_huge(self, path: str, size: int = 50 * 1024 * 1024, *, declare: bool = True) -> None:
         """Stream ``size`` bytes of JSON-looking data (optionally without Content-Length)."""
 
@@ -164,12 +175,14 @@ class FakeStatusServer:
                 return web.Response(status=304, headers=headers)
         if 300 <= route.status < 400:
             return web.Response(status=route.status, headers=headers)
-        return web.Response(
-            status=route.status, body=route.body, headers=headers, content_type=None
-        ) if "Content-Type" in headers else web.Response(
-            status=route.status,
-            body=route.body,
-            headers=headers,
-            content_type=route.content_type.split(";")[0],
-            charset="utf-8" if "charset" in route.content_type else None,
+        return (
+            web.Response(status=route.status, body=route.body, headers=headers, content_type=None)
+            if "Content-Type" in headers
+            else web.Response(
+                status=route.status,
+                body=route.body,
+                headers=headers,
+                content_type=route.content_type.split(";")[0],
+                charset="utf-8" if "charset" in route.content_type else None,
+            )
         )

@@ -1,0 +1,204 @@
+"""Detection latency: a local fake provider flips from healthy to failing; how long until the
+event is in the store, and until the console notice is out?
+
+Runs the real pipeline (probe source, watcher with apscheduler, tracker, embedded store,
+dispatcher, console notifier writing to a buffer) against an aiohttp fake API on loopback, and
+prints the median and p95 next to the floor the settings allow:
+
+* naive floor: (failure_threshold - 1) x interval + probe time (a pinger that confirms on its
+  regular schedule, flipped right before a check);
+* tocsin's expected: the phase until the next check (uniform in [0, interval)) + the
+  confirmations at ``confirm_interval`` + probe time.
+
+    python bench/detection.py --interval 1 --trials 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.app import assemble, run
+from bot.logs import configure
+from bot.models import Event, StateUpdate, Status
+from bot.notify import Target
+from bot.store import MemoryStore
+from config.loader import build_config
+from handlers.console import targets as console_targets
+
+
+class FakeAPI:
+    def __init__(self) -> None:
+        self.failing = False
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        async def models(request: web.Request) -> web.Response:
+            if self.failing:
+                return web.json_response({"error": "overloaded"}, status=529)
+            return web.json_response({"data": []})
+
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/v1/models"
+
+
+class TimedStore(MemoryStore):
+    """The embedded store, noting when each event lands (the bench's only instrument)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.landed: list[tuple[float, Event]] = []
+
+    async def apply(self, updates: list[StateUpdate]) -> list[str]:  # type: ignore[override]
+        ids = await super().apply(updates)
+        now = time.perf_counter()
+        self.landed += [(now, u.event) for u in updates if u.event is not None]
+        return ids
+
+
+async def trial_loop(args: argparse.Namespace) -> tuple[list[float], list[float], float]:
+    api = FakeAPI()
+    await api.start()
+    config = build_config(
+        {
+            "server": {"enabled": False},
+            "watch": {
+                "interval": f"{args.interval}s",
+                "failure_threshold": args.threshold,
+                "success_threshold": 2,
+                "jitter": "0s",
+                "flap_threshold": 100_000,  # we flip it on purpose: no flap damping here
+            },
+            "providers": [
+                {"id": "fake", "name": "Fake AI", "probe": {"url": api.url, "timeout": "2s"}}
+            ],
+        }
+    )
+    store = TimedStore()
+    screen = Console(file=io.StringIO(), width=120)
+    runtime = assemble(
+        config, "all", store=store, targets=console_targets(config, console=screen), env={}
+    )
+    assert runtime.dispatcher is not None
+    noticed: list[tuple[float, Event]] = []
+
+    async def seen(event: Event, _: Target, outcome: str) -> None:
+        if outcome == "delivered":
+            noticed.append((time.perf_counter(), event))
+
+    runtime.dispatcher.on_outcome = seen
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(runtime, stop))
+    to_store: list[float] = []
+    to_notice: list[float] = []
+    probe_ms: list[float] = []
+    await asyncio.sleep(args.interval * 2.5)  # settle: healthy and known
+    for trial in range(args.trials):
+        await asyncio.sleep(random.uniform(0, args.interval))  # a random phase
+        flipped = time.perf_counter()
+        api.failing = True
+        down = await _wait_for(store.landed, noticed, Status.MAJOR_OUTAGE, flipped)
+        to_store.append(down[0] - flipped)
+        to_notice.append(down[1] - flipped)
+        state = (await store.states()).get("fake/api")
+        if state and state.latency_ms:
+            probe_ms.append(state.latency_ms)
+        api.failing = False
+        await _wait_for(store.landed, noticed, Status.OPERATIONAL, time.perf_counter())
+        event_ms, notice_ms = to_store[-1] * 1000, to_notice[-1] * 1000
+        print(f"  trial {trial + 1:>2}: event {event_ms:7.0f} ms, notice {notice_ms:7.0f} ms")
+    stop.set()
+    await task
+    assert api.runner is not None
+    await api.runner.cleanup()
+    return to_store, to_notice, statistics.median(probe_ms) / 1000 if probe_ms else 0.0
+
+
+async def _wait_for(
+    landed: list[tuple[float, Event]],
+    noticed: list[tuple[float, Event]],
+    status: Status,
+    since: float,
+) -> tuple[float, float]:
+    while True:
+        stored = [
+            t for t, e in landed if e.to is status and e.type == "state_changed" and t >= since
+        ]
+        shown = [
+            t for t, e in noticed if e.to is status and e.type == "state_changed" and t >= since
+        ]
+        if stored and shown:
+            return stored[0], shown[0]
+        await asyncio.sleep(0.002)
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--interval", type=float, default=1.0, help="probe interval in seconds")
+    parser.add_argument("--threshold", type=int, default=2, help="failure_threshold")
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    configure("error")
+    print(
+        f"detection latency: {args.trials} trials, interval {args.interval:g}s, "
+        f"failure_threshold {args.threshold}"
+    )
+    print(f"machine: {machine()}")
+    to_store, to_notice, probe = asyncio.run(trial_loop(args))
+    confirm = max(0.25, args.interval / 4)
+    naive_floor = (args.threshold - 1) * args.interval + probe
+    expected = args.interval / 2 + (args.threshold - 1) * confirm + probe
+    print()
+    print(f"{'':28}{'median':>10}{'p95':>10}")
+    print(f"{'flip → event in store':28}{statistics.median(to_store):>9.3f}s{p95(to_store):>9.3f}s")
+    print(
+        f"{'flip → console notice':28}{statistics.median(to_notice):>9.3f}s{p95(to_notice):>9.3f}s"
+    )
+    print()
+    print(f"floor the settings allow, naive ((threshold-1) x interval + probe): {naive_floor:.3f}s")
+    print(
+        f"tocsin's expected median (interval/2 phase + (threshold-1) x confirm_interval "
+        f"{confirm:g}s + probe): {expected:.3f}s"
+    )
+    print(f"median probe time: {probe * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

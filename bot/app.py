@@ -1,0 +1,184 @@
+"""Assembly: from a validated config to running parts, by role.
+
+``all`` runs everything in one process (the default and the quick start); ``watcher``,
+``notifier`` and ``bot`` split the work across replicas that share one Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, SecretStr
+
+from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.logs import get_logger, register_secrets
+from bot.models import SourceKind
+from bot.notify import Target
+from bot.server import Health, build_app, start_server
+from bot.sources import SourcePlan, build_sources
+from bot.store import Store, StoreUnavailable, make_store
+from bot.watcher import Watcher, WatcherSettings, tracker_for
+from config.schema import TocsinConfig
+from handlers import build_targets
+
+Role = Literal["all", "watcher", "notifier", "bot"]
+log = get_logger("tocsin")
+
+
+def instance_name(config: TocsinConfig, env: Mapping[str, str] | None = None) -> str:
+    """This replica's stable name: the config's, ``$TOCSIN_INSTANCE``, else the host name.
+
+    Stable across restarts on purpose: a restarted notifier finds its own unacknowledged
+    entries under the same consumer name.
+    """
+    env = os.environ if env is None else env
+    return config.instance or env.get("TOCSIN_INSTANCE") or socket.gethostname()
+
+
+def config_secrets(value: Any) -> Iterator[SecretStr]:
+    """Every secret in the config, wherever it sits."""
+    if isinstance(value, SecretStr):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from config_secrets(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from config_secrets(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from config_secrets(item)
+
+
+def register_config_secrets(config: TocsinConfig, env: Mapping[str, str] | None = None) -> None:
+    """Tell the log scrubber every secret: the config's and the probes' API keys."""
+    env = os.environ if env is None else env
+    register_secrets(config_secrets(config))
+    for provider in config.providers:
+        if provider.probe and provider.probe.auth.env:
+            register_secrets([env.get(provider.probe.auth.env)])
+    url = config.store.url.get_secret_value() if config.store.url else ""
+    if "@" in url:  # the password alone, wherever a library prints it
+        register_secrets([url.split("@")[0].rsplit(":", 1)[-1]])
+
+
+@dataclass
+class Runtime:
+    """The running parts of one process."""
+
+    config: TocsinConfig
+    role: Role
+    store: Store
+    plan: SourcePlan
+    targets: list[Target]
+    instance: str
+    watcher: Watcher | None = None
+    dispatcher: Dispatcher | None = None
+    health: Health | None = None
+    runner: web.AppRunner | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def probed(self) -> set[str]:
+        return {s.provider for s in self.plan.sources if s.kind is SourceKind.PROBE}
+
+
+def assemble(
+    config: TocsinConfig,
+    role: Role = "all",
+    *,
+    store: Store | None = None,
+    targets: list[Target] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Runtime:
+    store = store or make_store(config.store)
+    plan = build_sources(config, env)
+    instance = instance_name(config, env)
+    runtime = Runtime(
+        config=config,
+        role=role,
+        store=store,
+        plan=plan,
+        targets=targets if targets is not None else build_targets(config, store=store),
+        instance=instance,
+    )
+    if role in ("all", "watcher"):
+        watch = config.watch
+        settings = WatcherSettings(
+            instance=instance,
+            lease=config.store.lease,
+            confirm_interval=watch.confirm_interval,
+            jitter=watch.jitter,
+            timeout=watch.timeout,
+            max_connections=watch.max_connections,
+            user_agent=watch.user_agent,
+        )
+        tracker = tracker_for(config, plan.sources)
+        runtime.watcher = Watcher(plan.sources, tracker, store, settings)
+    if role in ("all", "notifier"):
+        context = NoticeContext(config, store, runtime.probed)
+        runtime.dispatcher = Dispatcher(
+            store, runtime.targets, context, DispatcherSettings(consumer=instance)
+        )
+    watcher = runtime.watcher
+    runtime.health = Health(
+        store=store,
+        role=role,
+        leader=(lambda: watcher.leader) if watcher else (lambda: False),
+        buffered=(lambda: watcher.buffered) if watcher else (lambda: 0),
+    )
+    return runtime
+
+
+async def run(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Run every part of the runtime until ``stop`` is set; then shut down cleanly."""
+    config = runtime.config
+    try:
+        await _open_store(runtime, stop)
+        if config.server.enabled and runtime.health is not None:
+            app = build_app(config, runtime.store, runtime.health)
+            runtime.runner = await start_server(app, config.server.host, config.server.port)
+        if runtime.watcher is not None:
+            runtime.tasks.append(asyncio.create_task(runtime.watcher.run(stop), name="watcher"))
+        if runtime.dispatcher is not None:
+            runtime.tasks.append(
+                asyncio.create_task(runtime.dispatcher.run(stop), name="dispatcher")
+            )
+        await stop.wait()
+    finally:
+        await _shutdown(runtime)
+
+
+async def _open_store(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Connect, waiting (and saying so) while Redis is not there yet."""
+    warned = False
+    while not stop.is_set():
+        try:
+            await runtime.store.open()
+            return
+        except StoreUnavailable as exc:
+            if not warned:
+                log.warning("waiting for the store", error=str(exc))
+                warned = True
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _shutdown(runtime: Runtime) -> None:
+    for task in runtime.tasks:
+        with suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 10)
+    if runtime.runner is not None:
+        await runtime.runner.cleanup()
+    notifiers = {id(t.notifier): t.notifier for t in runtime.targets}
+    for notifier in notifiers.values():
+        with suppress(Exception):
+            await notifier.close()
+    await runtime.store.close()

@@ -1,0 +1,380 @@
+"""The ``tocsin`` command (typer + rich).
+
+Exit codes: 0 fine, 1 a watched provider is down (``check``) or a drill failed, 2 a bad
+config or bad arguments. Every command takes ``--config FILE`` (default: ``$TOCSIN_CONFIG``,
+else ``./tocsin.yaml`` if present, else the built-in defaults).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot import app as runtime_app
+from bot.logs import configure, get_logger
+from bot.models import (
+    SEVERITY_ORDER,
+    ComponentState,
+    Event,
+    Observation,
+    ProbeError,
+    Status,
+    utcnow,
+    worst,
+)
+from bot.queries import provider_rows
+from bot.sources import SkippedProbe, build_sources
+from bot.sources.base import Source
+from bot.store import MemoryStore, StoreUnavailable, make_store
+from bot.watcher import WatcherSettings, check_all, make_client
+from config.durations import humanize
+from config.loader import ConfigError, load_config, resolve_path
+from config.schema import TocsinConfig
+from handlers.console import STYLE
+
+app = typer.Typer(
+    name="tocsin",
+    help="Incident alerting for AI-provider outages: faster than the status pages.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Work with config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """Lines and tables; never wrapped when piped (CI logs, grep), so a path or a URL in an
+    error message stays whole."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 4000
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
+log = get_logger("tocsin")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $TOCSIN_CONFIG, else ./tocsin.yaml, else built-in defaults).",
+        show_default=False,
+    ),
+]
+SEVERITIES = [s.value for s in SEVERITY_ORDER]
+
+
+def _load(path: Path | None) -> TocsinConfig:
+    resolved = resolve_path(path)
+    try:
+        return load_config(resolved)
+    except ConfigError as exc:
+        _print_config_errors(exc)
+        raise typer.Exit(2) from None
+
+
+def _print_config_errors(exc: ConfigError) -> None:
+    err.print(f"[bold red]error:[/] {exc.source} is not a valid tocsin config:")
+    for line in exc.errors:
+        err.print(f"  {line}", markup=False)
+
+
+def _status_text(status: Status) -> str:
+    return f"[{STYLE[status]}]{status.value}[/]"
+
+
+# --------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    role: Annotated[
+        str,
+        typer.Option(help="What this process does: all | watcher | notifier | bot."),
+    ] = "all",
+) -> None:
+    """Watch the providers and deliver notices until stopped (Ctrl-C or SIGTERM)."""
+    if role not in ("all", "watcher", "notifier", "bot"):
+        err.print(f"[bold red]error:[/] --role must be all, watcher, notifier or bot, not {role!r}")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    configure(cfg.log.level, cfg.log.format)
+    runtime_app.register_config_secrets(cfg)
+    asyncio.run(_run(cfg, role))  # type: ignore[arg-type]
+
+
+async def _run(cfg: TocsinConfig, role: runtime_app.Role) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = runtime_app.assemble(cfg, role)
+    _banner(runtime)
+    await runtime_app.run(runtime, stop)
+    out.print("[dim]tocsin stopped.[/]")
+
+
+def _banner(runtime: runtime_app.Runtime) -> None:
+    cfg = runtime.config
+    names = ", ".join(p.id for p in cfg.providers)
+    store = (
+        f"redis ({_redact_url(cfg.store.url.get_secret_value())})"
+        if cfg.store.url
+        else "embedded (in-process: set store.url or REDIS_URL to keep state across restarts)"
+    )
+    count = f"{len(cfg.providers)} provider{'s' if len(cfg.providers) != 1 else ''}"
+    out.print(f"[bold]tocsin[/] {runtime.role} · watching {count}: {names}")
+    out.print(f"  store: {store}")
+    out.print(f"  notices to: {', '.join(t.key for t in runtime.targets) or 'nowhere'}")
+    if cfg.server.enabled:
+        out.print(f"  dashboard: http://{cfg.server.host}:{cfg.server.port}/")
+    for skipped in runtime.plan.skipped:
+        out.print(f"  [yellow]probe off[/] for {skipped.provider}: {skipped.reason}")
+
+
+def _redact_url(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+# -------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(
+    providers: Annotated[
+        list[str] | None, typer.Argument(help="Provider ids to check (default: all watched).")
+    ] = None,
+    fail_on: Annotated[
+        str, typer.Option(help=f"Exit 1 at or above this status: {', '.join(SEVERITIES)}.")
+    ] = Status.PARTIAL_OUTAGE.value,
+    config: ConfigOption = None,
+) -> None:
+    """One round of every source now: a table; exit 1 if a provider is at or above --fail-on."""
+    if fail_on not in SEVERITIES:
+        err.print(f"[bold red]error:[/] --fail-on must be one of {', '.join(SEVERITIES)}")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    configure("warning", cfg.log.format)
+    runtime_app.register_config_secrets(cfg)
+    chosen = _choose(cfg, providers or [])
+    plan = build_sources(cfg)
+    if chosen:
+        plan.sources[:] = [s for s in plan.sources if s.provider in chosen]
+    observations = asyncio.run(_check_round(cfg, plan.sources))
+    threshold = Status(fail_on)
+    down = _check_table(cfg, chosen or cfg.provider_ids, observations, plan.skipped, threshold)
+    raise typer.Exit(1 if down else 0)
+
+
+def _choose(cfg: TocsinConfig, wanted: Sequence[str]) -> list[str]:
+    ids = cfg.provider_ids
+    for name in wanted:
+        if name not in ids:
+            close = difflib.get_close_matches(name, ids, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            err.print(
+                f"[bold red]error:[/] unknown provider {name!r}{hint}. Watched: {', '.join(ids)}"
+            )
+            raise typer.Exit(2)
+    return list(wanted)
+
+
+async def _check_round(cfg: TocsinConfig, sources: Sequence[Source]) -> list[Observation]:
+    settings = WatcherSettings(
+        instance="check", timeout=cfg.watch.timeout, user_agent=cfg.watch.user_agent
+    )
+    async with make_client(settings) as client:
+        return await check_all(sources, client)
+
+
+def _check_table(
+    cfg: TocsinConfig,
+    ids: Sequence[str],
+    observations: Sequence[Observation],
+    skipped: Sequence[SkippedProbe],
+    threshold: Status,
+) -> bool:
+    table = Table(title="tocsin check", title_justify="left")
+    for column in ("Provider", "Status", "Components", "Notes"):
+        table.add_column(column)
+    down = False
+    for provider_id in ids:
+        provider = cfg.provider(provider_id)
+        mine = [o for o in observations if o.provider == provider_id]
+        status = _round_status(mine)
+        if status.severity >= threshold.severity and status.is_outage:
+            down = True
+        names = {o.component: o.component_name for o in mine if o.component_name}
+        components = "\n".join(
+            f"{names.get(o.component, o.component)} ({o.source.split(':')[-1]}): {o.status.value}"
+            + (f", {o.latency_ms:.0f} ms" if o.latency_ms is not None else "")
+            for o in mine
+        )
+        notes = [o.detail for o in mine if o.detail]
+        notes += [f"incident: {o.incident.title} ({o.incident.status})" for o in mine if o.incident]
+        notes += [s.reason for s in skipped if s.provider == provider_id]
+        table.add_row(
+            provider.name if provider else provider_id,
+            _status_text(status),
+            components or "-",
+            "\n".join(dict.fromkeys(notes)),
+        )
+    out.print(table)
+    return down
+
+
+def _round_status(observations: Sequence[Observation]) -> Status:
+    """A provider's status from one round: config errors of probes do not count as down."""
+    counted = [o.status for o in observations if not (o.error is not None and o.error.is_config)]
+    known = [s for s in counted if s is not Status.UNKNOWN]
+    if not known and any(o.error is ProbeError.RATE_LIMITED for o in observations):
+        return Status.OPERATIONAL
+    return worst(known) if known else Status.UNKNOWN
+
+
+# ------------------------------------------------------------------------- status
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """What the store holds now (needs Redis: the embedded store lives in its process)."""
+    cfg = _load(config)
+    if not cfg.store.url:
+        out.print(
+            "The embedded store lives inside a running tocsin: there is nothing to read from "
+            "here.\nSet store.url (or REDIS_URL) to share state, or open the dashboard of a "
+            f"running tocsin at http://{cfg.server.host}:{cfg.server.port}/"
+        )
+        raise typer.Exit(0)
+    try:
+        states = asyncio.run(_read_states(cfg))
+    except StoreUnavailable as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title="tocsin status", title_justify="left")
+    for column in ("Provider", "Status", "Since", "Components", "Incident"):
+        table.add_column(column)
+    for row in provider_rows(cfg, states):
+        since = humanize((utcnow() - row.since).total_seconds()) + " ago" if row.since else "-"
+        table.add_row(
+            row.name,
+            _status_text(row.status)
+            + (
+                ""
+                if not row.status.is_outage
+                else (" (confirmed)" if row.confirmed else " (suspected)")
+            ),
+            since,
+            "\n".join(f"{c.display_name}: {c.status.value}" for c in row.components) or "no data",
+            f"{row.incident.title} ({row.incident.status})" if row.incident else "",
+        )
+    out.print(table)
+
+
+async def _read_states(cfg: TocsinConfig) -> dict[str, ComponentState]:
+    store = make_store(cfg.store)
+    try:
+        await store.open()
+        return dict(await store.states())
+    finally:
+        await store.close()
+
+
+# ------------------------------------------------------------------------- config
+
+
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="The config file to check.")],
+) -> None:
+    """Check a config file: every error with its path; exit 2 if there is any."""
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        _print_config_errors(exc)
+        raise typer.Exit(2) from None
+    plan = build_sources(cfg)
+    out.print(f"[green]✓[/] {file} is valid.")
+    out.print(f"  providers: {', '.join(cfg.provider_ids)}")
+    out.print(f"  sources: {len(plan.sources)} ({len(plan.skipped)} probes off: no key)")
+    out.print(f"  store: {'redis' if cfg.store.url else 'embedded'}")
+    if cfg.slack:
+        out.print(f"  slack channels: {len(cfg.slack.channels)}")
+    if cfg.discord:
+        discord = cfg.discord
+        out.print(f"  discord channels: {len(discord.channels)}, webhooks: {len(discord.webhooks)}")
+    if cfg.escalation:
+        out.print(f"  escalation policies: {len(cfg.escalation)}")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo() -> None:
+    """A simulated provider goes down, updates and recovers, end to end, in about 30 s."""
+    from bot.demo import run_demo
+
+    configure("warning")
+    asyncio.run(run_demo(Console(highlight=False)))
+
+
+# -------------------------------------------------------------------------- drill
+
+
+@app.command()
+def drill(config: ConfigOption = None) -> None:
+    """Send a clearly labelled test notice to every target; exit 1 if one fails."""
+    cfg = _load(config)
+    configure("warning", cfg.log.format)
+    runtime_app.register_config_secrets(cfg)
+    outcomes = asyncio.run(_drill(cfg))
+    table = Table(title="tocsin drill", title_justify="left")
+    table.add_column("Target")
+    table.add_column("Result")
+    failed = False
+    for key, outcome in outcomes.items():
+        ok = outcome in ("delivered", "duplicate", "reconciled")
+        failed = failed or not ok
+        table.add_row(key, f"[{'green' if ok else 'red'}]{outcome}[/]")
+    out.print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
+async def _drill(cfg: TocsinConfig) -> dict[str, str]:
+    from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+
+    store = make_store(cfg.store) if cfg.store.url else MemoryStore()
+    await store.open()
+    try:
+        runtime = runtime_app.assemble(cfg, "notifier", store=store)
+        dispatcher = Dispatcher(
+            store, runtime.targets, NoticeContext(cfg, store), DispatcherSettings(consumer="drill")
+        )
+        event = Event(type="drill", provider="tocsin", detail=None)
+        outcomes = await dispatcher.deliver_now(event)
+        for target in runtime.targets:
+            await target.notifier.close()
+        return dict(outcomes)
+    finally:
+        await store.close()
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

@@ -1,0 +1,46 @@
+"""Prometheus metrics (prometheus-client), served at ``/metrics``.
+
+One registry per process-wide instance of tocsin; names are part of the documented interface.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+CHECKS = Counter(
+    "tocsin_checks_total",
+    "Source checks by result",
+    ["provider", "source", "result"],
+    registry=REGISTRY,
+)
+CHECK_LATENCY = Histogram(
+    "tocsin_check_latency_seconds",
+    "Time one source check took",
+    ["source_kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
+EVENTS = Counter("tocsin_events_total", "Events written to the stream", ["type"], registry=REGISTRY)
+DELIVERIES = Counter(
+    "tocsin_deliveries_total",
+    "Deliveries by target kind and result",
+    ["target", "result"],
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "tocsin_delivery_retries_total", "Delivery retries", ["target"], registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "tocsin_dead_letters_total", "Deliveries that failed for good", ["target"], registry=REGISTRY
+)
+BUFFERED = Gauge(
+    "tocsin_buffered_updates",
+    "State updates held in memory while the store is unreachable",
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "tocsin_watcher_leader", "1 when this replica holds the watcher lease", registry=REGISTRY
+)
+STORE_UP = Gauge("tocsin_store_up", "1 when the store answers", registry=REGISTRY)

@@ -1,0 +1,314 @@
+"""What a notice says, decided once for every platform.
+
+:func:`compose` turns an event (and what the store knows) into a platform-neutral
+:class:`Notice`; Slack, Discord and the console only render it. Keeping the wording here means
+a Slack reader and a Discord reader learn the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from bot.models import ComponentState, Event, Status
+from config.durations import humanize
+
+NoticeKind = Literal["outage", "update", "recovery", "flapping", "maintenance", "admin", "drill"]
+
+EMOJI = {
+    Status.OPERATIONAL: "✅",
+    Status.DEGRADED: "🟡",
+    Status.PARTIAL_OUTAGE: "🟠",
+    Status.MAJOR_OUTAGE: "🔴",
+    Status.MAINTENANCE: "🔧",
+    Status.UNKNOWN: "❔",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackOption:
+    """An alternative provider, as /fallback and outage notices show it."""
+
+    provider: str
+    name: str
+    status: Status
+    latency_ms: float | None = None
+    has_key: bool = False
+    litellm_model: str | None = None
+    openrouter_model: str | None = None
+
+    @property
+    def label(self) -> str:
+        latency = f", {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
+        return f"{self.name} ({self.status.label.lower()}{latency})"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: NoticeKind
+    status: Status
+    provider: str
+    title: str
+    text: str
+    event_id: str
+    fields: tuple[tuple[str, str], ...] = ()
+    url: str | None = None
+    url_label: str | None = None
+    fallbacks: tuple[FallbackOption, ...] = ()
+    #: Whether this is bad enough for targets configured to mention people.
+    severity: Status = Status.OPERATIONAL
+
+    @property
+    def emoji(self) -> str:
+        if self.kind == "flapping":
+            return "🔁"
+        if self.kind == "admin":
+            return "⚠️"
+        if self.kind == "drill":
+            return "🧪"
+        return EMOJI[self.status]
+
+    @property
+    def plain(self) -> str:
+        """The whole notice as plain text (chat fallbacks, logs, the console)."""
+        lines = [f"{self.emoji} {self.title}", self.text]
+        lines += [f"{name}: {value}" for name, value in self.fields]
+        if self.url:
+            lines.append(f"{self.url_label or 'Details'}: {self.url}")
+        if self.fallbacks:
+            lines.append("Fall back to: " + ", ".join(f.label for f in self.fallbacks))
+        return "\n".join(line for line in lines if line)
+
+
+def compose(event: Event, *, fallbacks: Sequence[FallbackOption] = ()) -> Notice:
+    """The message for one event (a reply, when the episode already has a root)."""
+    if event.type == "drill":
+        return _drill(event)
+    if event.audience == "admins" or event.type in ("watcher_health", "config_alert"):
+        return _admin(event)
+    if event.type == "flapping":
+        return _flapping(event)
+    if event.episode_closed:
+        return _recovery(event)
+    if event.type == "incident_update":
+        return _incident_update(event)
+    return _change(event, fallbacks)
+
+
+def compose_root(
+    event: Event,
+    *,
+    components: Sequence[ComponentState] = (),
+    fallbacks: Sequence[FallbackOption] = (),
+    status_url: str | None = None,
+) -> Notice:
+    """What an episode's root message says now: the state of the whole provider (and, once
+    the episode closes, that it is resolved and how long it lasted)."""
+    provider_status = event.provider_status or event.to or Status.UNKNOWN
+    name = event.provider_name or event.provider
+    affected = [c for c in components if c.status is not Status.OPERATIONAL]
+    fields = [("Components", _component_list(affected or components))] if components else []
+    if event.episode_started:
+        fields.append(("Since", _clock(event.episode_started)))
+    fields.append(("Detection", _detection(event, components)))
+    incident = event.incident
+    if event.episode_closed:
+        lasted = _duration(event)
+        return Notice(
+            kind="recovery",
+            status=Status.OPERATIONAL,
+            provider=event.provider,
+            title=f"Resolved: {name}" + (f" (lasted {lasted})" if lasted else ""),
+            text=f"{name} is operational again.",
+            event_id=event.id,
+            fields=tuple(fields),
+            url=incident.url if incident else status_url,
+            url_label=incident.title if incident else "Status page",
+        )
+    return Notice(
+        kind="maintenance" if provider_status is Status.MAINTENANCE else "outage",
+        status=provider_status,
+        provider=event.provider,
+        title=f"{name}: {provider_status.label.lower()}" + _suspicion(event, components),
+        text=_headline(event),
+        event_id=event.id,
+        fields=tuple(fields),
+        url=incident.url if incident else status_url,
+        url_label=incident.title if incident else "Status page",
+        fallbacks=tuple(fallbacks),
+        severity=provider_status,
+    )
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def _change(event: Event, fallbacks: Sequence[FallbackOption]) -> Notice:
+    old, new = event.from_ or Status.UNKNOWN, event.to or Status.UNKNOWN
+    component = event.component_name or event.component or "service"
+    name = event.provider_name or event.provider
+    if old == new:
+        text = f"{component}: {event.detail or 'status unchanged'}."
+    else:
+        text = f"{component}: {old.label.lower()} → {new.label.lower()}."
+    incident = event.incident
+    fields = [("Detection", _detection(event, ()))]
+    if incident is not None:
+        fields.append(("Incident", f"{incident.title} ({incident.status})"))
+        if incident.update:
+            fields.append(("Latest update", _clip(incident.update)))
+    return Notice(
+        kind="maintenance" if new is Status.MAINTENANCE else "update",
+        status=new,
+        provider=event.provider,
+        title=f"{name}: {new.label.lower()}" + _suspicion(event, ()),
+        text=text if not event.detail or old == new else f"{text} {event.detail}",
+        event_id=event.id,
+        fields=tuple(fields),
+        url=incident.url if incident else None,
+        url_label=incident.title if incident else None,
+        fallbacks=tuple(fallbacks) if new.is_outage else (),
+        severity=event.provider_status or new,
+    )
+
+
+def _incident_update(event: Event) -> Notice:
+    incident = event.incident
+    assert incident is not None
+    name = event.provider_name or event.provider
+    return Notice(
+        kind="update",
+        status=event.to or Status.UNKNOWN,
+        provider=event.provider,
+        title=f"{name}: {incident.status.replace('_', ' ')}",
+        text=_clip(incident.update) or f"{incident.title}: {incident.status}",
+        event_id=event.id,
+        fields=(("Incident", incident.title),),
+        url=incident.url,
+        url_label=incident.title,
+        severity=event.provider_status or Status.OPERATIONAL,
+    )
+
+
+def _recovery(event: Event) -> Notice:
+    name = event.provider_name or event.provider
+    lasted = _duration(event)
+    text = f"{name} is operational again" + (f" after {lasted}." if lasted else ".")
+    incident = event.incident
+    fields = []
+    if incident is not None and incident.update:
+        fields.append(("Final update", _clip(incident.update)))
+    return Notice(
+        kind="recovery",
+        status=Status.OPERATIONAL,
+        provider=event.provider,
+        title=f"{name}: recovered",
+        text=text,
+        event_id=event.id,
+        fields=tuple(fields),
+        url=incident.url if incident else None,
+        url_label=incident.title if incident else None,
+    )
+
+
+def _flapping(event: Event) -> Notice:
+    name = event.provider_name or event.provider
+    component = event.component_name or event.component or "service"
+    return Notice(
+        kind="flapping",
+        status=event.to or Status.UNKNOWN,
+        provider=event.provider,
+        title=f"{name}: {component} is flapping",
+        text=(event.detail or "changing state too often")
+        + ". tocsin stays quiet about it until it settles.",
+        event_id=event.id,
+        severity=event.provider_status or Status.OPERATIONAL,
+    )
+
+
+def _admin(event: Event) -> Notice:
+    titles = {
+        "watcher_health": "tocsin: watcher health",
+        "config_alert": f"tocsin: check the configuration of {event.provider}",
+    }
+    where = f"{event.provider_name or event.provider}/{event.component_name or event.component}"
+    title = titles.get(event.type, f"tocsin: {where} is {(event.to or Status.UNKNOWN).value}")
+    return Notice(
+        kind="admin",
+        status=event.to or Status.UNKNOWN,
+        provider=event.provider,
+        title=title,
+        text=event.detail or "",
+        event_id=event.id,
+    )
+
+
+def _drill(event: Event) -> Notice:
+    return Notice(
+        kind="drill",
+        status=Status.OPERATIONAL,
+        provider=event.provider,
+        title="tocsin drill: this is a test notice",
+        text=event.detail
+        or "If you can read this, tocsin can reach this channel. No action needed.",
+        event_id=event.id,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _detection(event: Event, components: Sequence[ComponentState]) -> str:
+    confirmed = event.confirmed or any(c.confirmed for c in components)
+    if confirmed:
+        return "confirmed by the status page"
+    if event.source and event.source.endswith(":probe"):
+        return "suspected: our probes fail; the status page does not say so yet"
+    return "reported by the status page"
+
+
+def _suspicion(event: Event, components: Sequence[ComponentState]) -> str:
+    status = event.to or Status.UNKNOWN
+    if not status.is_outage:
+        return ""
+    confirmed = event.confirmed or any(c.confirmed for c in components)
+    return " (confirmed)" if confirmed else " (suspected)"
+
+
+def _headline(event: Event) -> str:
+    component = event.component_name or event.component or "service"
+    status = (event.to or Status.UNKNOWN).label.lower()
+    if event.incident is not None:
+        return f"{component}: {status}. {event.incident.title}."
+    if event.detail:
+        return f"{component}: {status} ({event.detail})."
+    return f"{component}: {status}."
+
+
+def _component_list(components: Sequence[ComponentState]) -> str:
+    return ", ".join(f"{c.display_name} ({c.status.label.lower()})" for c in components)
+
+
+def _clock(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(event: Event) -> str | None:
+    if event.episode_started is None:
+        return None
+    return humanize((event.at - event.episode_started).total_seconds())
+
+
+def _clip(text: str, limit: int = 600) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def provider_components(
+    states: Mapping[str, ComponentState], provider: str
+) -> list[ComponentState]:
+    return sorted(
+        (s for s in states.values() if s.provider == provider), key=lambda s: s.display_name
+    )

@@ -1,0 +1,112 @@
+"""The ``Notifier`` protocol and what flows through it.
+
+A *target* is one place a notice can go (a Slack channel, a Discord webhook, a PagerDuty
+service, the console); a *notifier* knows how to talk to one platform and serves many targets.
+Notifiers only know their platform: routing, idempotency, retries and dead letters live in the
+dispatcher, once (see :mod:`bot.dispatcher`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from bot.models import SEVERITY_ORDER, Event, Status
+from bot.notices import Notice
+
+
+class Intent(StrEnum):
+    """What a delivery does on the platform."""
+
+    OPEN = "open"  # the first notice of an episode: a new message others reply under
+    UPDATE = "update"  # a reply in the episode's thread (and the root edited to match)
+    RESOLVE = "resolve"  # the last reply, and the root edited to "resolved"
+    NOTICE = "notice"  # a standalone message (admin notices, drills, flapping)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which events a target wants; built from the target's config."""
+
+    providers: frozenset[str] | None = None  # None: all
+    min_status: Status = Status.DEGRADED
+    admin: bool = False  # receives admin notices (broken sources, bad keys, self-check)
+    #: Whether the target keeps threads (chat) or only opens and resolves (pagers).
+    updates: bool = True
+
+    def wants(self, provider: str) -> bool:
+        return self.providers is None or provider in self.providers
+
+    @staticmethod
+    def of(providers: str | list[str], min_status: Status, **kwargs: Any) -> Route:
+        chosen = None if providers == "all" else frozenset(providers)
+        assert min_status in SEVERITY_ORDER
+        return Route(providers=chosen, min_status=min_status, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    event: Event
+    notice: Notice
+    intent: Intent
+    #: The root message of the episode on this target (for UPDATE and RESOLVE)...
+    thread: dict[str, Any] | None = None
+    #: ...and what that root should say now (edited on UPDATE and RESOLVE).
+    root: Notice | None = None
+    #: True when this event may already have been delivered by a process that died.
+    redelivery: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the platform gave back: enough to find the message again (thread root)."""
+
+    ref: dict[str, Any] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """A delivery failed; subclasses say whether trying again can help."""
+
+
+class RetryableError(DeliveryError):
+    """Rate limits, 5xx, network errors: try again (after ``retry_after`` if given)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(DeliveryError):
+    """The target cannot take this notice (unknown channel, bad token...): dead-letter it."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    kind: str
+
+    async def deliver(self, target: Target, delivery: Delivery) -> Receipt:
+        """Post (or reply, or edit) on the platform; raise a :class:`DeliveryError`."""
+        ...
+
+    async def find_sent(self, target: Target, delivery: Delivery) -> Receipt | None:
+        """After a crash: the message this event already produced there, if any.
+
+        Platforms without idempotency keys (Slack's chat.postMessage) look for the event id
+        in recent messages' metadata; others return ``None``.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    key: str  # stable: idempotency marks and thread refs are keyed by it
+    notifier: Notifier
+    route: Route
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.key

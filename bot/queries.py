@@ -1,0 +1,112 @@
+"""Answers from the store, shared by every front end (/status, /fallback, the dashboard,
+``tocsin status``, outage notices). Never a live check: commands must answer in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.models import ComponentState, Incident, Status, worst
+from bot.notices import FallbackOption
+from config.schema import ProviderConfig, TocsinConfig
+
+#: Order in which alternatives are recommended: healthy first, unknown after degraded.
+_PREFERENCE = {
+    Status.OPERATIONAL: 0,
+    Status.DEGRADED: 1,
+    Status.UNKNOWN: 2,
+    Status.MAINTENANCE: 3,
+    Status.PARTIAL_OUTAGE: 4,
+    Status.MAJOR_OUTAGE: 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    """One provider at a glance."""
+
+    id: str
+    name: str
+    status: Status
+    components: tuple[ComponentState, ...]
+    incident: Incident | None
+    since: datetime | None
+    checked_at: datetime | None
+    latency_ms: float | None
+    detail: str | None
+
+    @property
+    def confirmed(self) -> bool:
+        return any(c.confirmed for c in self.components)
+
+
+def provider_row(provider: ProviderConfig, states: Mapping[str, ComponentState]) -> ProviderRow:
+    components = tuple(
+        sorted(
+            (s for s in states.values() if s.provider == provider.id),
+            key=lambda s: s.display_name,
+        )
+    )
+    status = worst(c.status for c in components) if components else Status.UNKNOWN
+    incidents = [c.incident for c in components if c.incident and not c.incident.resolved]
+    latencies = [c.latency_ms for c in components if c.latency_ms is not None]
+    not_ok = [c for c in components if c.status == status]
+    checked = [c.checked_at for c in components if c.checked_at]
+    details = [c.detail for c in not_ok if c.detail]
+    return ProviderRow(
+        id=provider.id,
+        name=provider.name,
+        status=status,
+        components=components,
+        incident=incidents[0] if incidents else None,
+        since=min((c.since for c in not_ok), default=None),
+        checked_at=max(checked, default=None),
+        latency_ms=min(latencies, default=None),
+        detail=details[0] if details else None,
+    )
+
+
+def provider_rows(config: TocsinConfig, states: Mapping[str, ComponentState]) -> list[ProviderRow]:
+    return [provider_row(p, states) for p in config.providers]
+
+
+def fallback_options(
+    config: TocsinConfig,
+    states: Mapping[str, ComponentState],
+    provider_id: str,
+    *,
+    probed: Collection[str] = (),
+) -> list[FallbackOption]:
+    """The provider's fallback group, best first: by current state, then probe latency.
+
+    ``probed`` names the providers the team has keys for (a configured, enabled probe).
+    """
+    provider = config.provider(provider_id)
+    if provider is None:
+        return []
+    options = []
+    for fallback_id in provider.fallbacks:
+        other = config.provider(fallback_id)
+        row = provider_row(other, states) if other else None
+        options.append(
+            FallbackOption(
+                provider=fallback_id,
+                name=other.name if other else fallback_id,
+                status=row.status if row else Status.UNKNOWN,
+                latency_ms=row.latency_ms if row else None,
+                has_key=fallback_id in probed,
+                litellm_model=other.litellm_model if other else None,
+                openrouter_model=other.openrouter_model if other else None,
+            )
+        )
+    return sorted(
+        options,
+        key=lambda o: (
+            _PREFERENCE[o.status],
+            o.latency_ms is None,
+            o.latency_ms or 0.0,
+            not o.has_key,
+        ),
+    )

@@ -1,0 +1,48 @@
+"""Every Redis key tocsin uses, in one place (all under a configurable prefix)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The consumer group of notifiers on the event stream.
+NOTIFIERS_GROUP = "notifiers"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "tocsin:"
+
+    @property
+    def state(self) -> str:
+        """Hash: ``provider/component`` → JSON of the current :class:`ComponentState`."""
+        return f"{self.prefix}state"
+
+    @property
+    def events(self) -> str:
+        """Stream (capped): one entry per event, field ``event`` = event JSON (v1)."""
+        return f"{self.prefix}events"
+
+    def history(self, key: str) -> str:
+        """Sorted set of status changes of one component, scored by time (for uptime)."""
+        return f"{self.prefix}history:{key}"
+
+    def sent(self, event_id: str, target: str) -> str:
+        """Idempotency mark: this event reached this target (value: the receipt)."""
+        return f"{self.prefix}sent:{event_id}:{target}"
+
+    def thread(self, episode: str, target: str) -> str:
+        """The message an episode's updates reply under, per target (JSON)."""
+        return f"{self.prefix}thread:{episode}:{target}"
+
+    @property
+    def dead(self) -> str:
+        """List (capped) of deliveries that failed for good, newest first."""
+        return f"{self.prefix}dead"
+
+    def lease(self, name: str) -> str:
+        """A lease (``leader`` for the watcher): value = holder, expiry = lease length."""
+        return f"{self.prefix}{name}"
+
+    def kv(self, name: str) -> str:
+        """A small named value (silences, subscriptions, escalation bookkeeping)."""
+        return f"{self.prefix}kv:{name}"

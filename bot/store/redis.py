@@ -1,0 +1,282 @@
+"""The Redis store: state hash, capped event stream with a consumer group, history, marks,
+threads and leases (key names in :mod:`bot.store.keys`).
+
+State, history and events of one tracker step are written in one MULTI, so the state hash and
+the stream never disagree. Any connection trouble surfaces as :class:`StoreUnavailable`; the
+callers decide whether to buffer or retry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
+from bot.store.base import (
+    DEAD_LETTERS_KEPT,
+    HISTORY_DAYS,
+    SENT_TTL,
+    THREAD_TTL,
+    StoreUnavailable,
+    StreamEntry,
+    decode_entry,
+)
+from bot.store.keys import Keys
+
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _text(value: object) -> str:
+    """redis-py types replies as ``bytes | str``; with ``decode_responses`` they are str."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _maybe_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _entries(raw: Any) -> list[StreamEntry]:
+    """Stream entries ``[(id, {field: value}), ...]`` decoded, foreign ones kept as errors."""
+    out = []
+    for entry_id, fields in raw or []:
+        event = (fields or {}).get("event")
+        out.append(decode_entry(_text(entry_id), _maybe_text(event)))
+    return out
+
+
+@contextmanager
+def unavailable_as_error() -> Iterator[None]:
+    """Connection-level failures become :class:`StoreUnavailable` (with the reason)."""
+    try:
+        yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        raise StoreUnavailable(f"redis unreachable: {exc}") from exc
+
+
+class RedisStore:
+    shared = True
+
+    def __init__(self, url: str, *, prefix: str = "tocsin:", stream_maxlen: int = 10_000) -> None:
+        self.url = url
+        self.keys = Keys(prefix)
+        self.stream_maxlen = stream_maxlen
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            health_check_interval=15,
+        )
+
+    async def open(self) -> None:
+        with unavailable_as_error():
+            await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            with unavailable_as_error():
+                return bool(await self.redis.ping())
+        except StoreUnavailable:
+            return False
+
+    # state and events -------------------------------------------------------------
+
+    async def apply(self, updates: Sequence[StateUpdate]) -> list[str]:
+        if not updates:
+            return []
+        horizon = (utcnow() - timedelta(days=HISTORY_DAYS)).timestamp()
+        event_slots: list[int] = []
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for update in updates:
+                    state = update.state
+                    pipe.hset(self.keys.state, state.key, state.model_dump_json())
+                    if update.status_changed:
+                        history = self.keys.history(state.key)
+                        stamp = state.since.timestamp()
+                        pipe.zadd(history, {f"{stamp:.6f}|{state.status.value}": stamp})
+                        pipe.zremrangebyscore(history, "-inf", horizon)
+                    if update.event is not None:
+                        event_slots.append(len(pipe))
+                        pipe.xadd(
+                            self.keys.events,
+                            {"event": update.event.to_json()},
+                            maxlen=self.stream_maxlen,
+                            approximate=True,
+                        )
+                results = await pipe.execute()
+        return [str(results[slot]) for slot in event_slots]
+
+    async def states(self) -> dict[str, ComponentState]:
+        with unavailable_as_error():
+            raw = await self.redis.hgetall(self.keys.state)
+        states = {}
+        for key, value in raw.items():
+            try:
+                states[_text(key)] = ComponentState.model_validate_json(value)
+            except ValueError:
+                continue  # a foreign or older entry: ignored rather than fatal
+        return states
+
+    async def history(self, key: str, since: datetime) -> list[tuple[datetime, Status]]:
+        with unavailable_as_error():
+            members = await self.redis.zrangebyscore(
+                self.keys.history(key), since.timestamp(), "+inf"
+            )
+        changes = []
+        for member in members:
+            stamp, _, status = _text(member).partition("|")
+            try:
+                changes.append((datetime.fromtimestamp(float(stamp), UTC), Status(status)))
+            except ValueError:
+                continue
+        return changes
+
+    async def recent_events(self, count: int = 50) -> list[Event]:
+        with unavailable_as_error():
+            entries = await self.redis.xrevrange(self.keys.events, count=count)
+        return [e.event for e in _entries(entries) if e.event is not None]
+
+    # consumer groups -----------------------------------------------------------------
+
+    async def ensure_group(self, group: str) -> None:
+        with unavailable_as_error():
+            try:
+                await self.redis.xgroup_create(self.keys.events, group, id="$", mkstream=True)
+            except redis_errors.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read_group(
+        self, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[StreamEntry]:
+        return await self._read(group, consumer, ">", count, block_ms or None)
+
+    async def pending_own(self, group: str, consumer: str, count: int) -> list[StreamEntry]:
+        entries = await self._read(group, consumer, "0", count, None)
+        return [StreamEntry(e.id, e.event, e.error, deliveries=2) for e in entries]
+
+    async def _read(
+        self, group: str, consumer: str, start: str, count: int, block: int | None
+    ) -> list[StreamEntry]:
+        with unavailable_as_error():
+            try:
+                reply = await self.redis.xreadgroup(
+                    group, consumer, {self.keys.events: start}, count=count, block=block
+                )
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.ensure_group(group)  # the stream was deleted (e.g. a flushed Redis)
+                return []
+        return [entry for _, entries in cast(Any, reply) or [] for entry in _entries(entries)]
+
+    async def claim_stale(
+        self, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        with unavailable_as_error():
+            try:
+                reply = await self.redis.xautoclaim(
+                    self.keys.events, group, consumer, min_idle_ms, start_id="0-0", count=count
+                )
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                return []
+        claimed = cast(Any, reply)[1] if len(reply) > 1 else []
+        return [StreamEntry(e.id, e.event, e.error, deliveries=2) for e in _entries(claimed)]
+
+    async def touch(self, group: str, consumer: str, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        with unavailable_as_error():
+            await self.redis.xclaim(
+                self.keys.events, group, consumer, 0, list(entry_ids), justid=True
+            )
+
+    async def ack(self, group: str, entry_id: str) -> None:
+        with unavailable_as_error():
+            await self.redis.xack(self.keys.events, group, entry_id)
+
+    # delivery bookkeeping -------------------------------------------------------------
+
+    async def mark_sent(self, event_id: str, target: str, receipt: str = "1") -> None:
+        with unavailable_as_error():
+            await self.redis.set(self.keys.sent(event_id, target), receipt, ex=SENT_TTL)
+
+    async def sent(self, event_id: str, target: str) -> str | None:
+        with unavailable_as_error():
+            return _maybe_text(await self.redis.get(self.keys.sent(event_id, target)))
+
+    async def get_thread(self, episode: str, target: str) -> dict[str, Any] | None:
+        with unavailable_as_error():
+            raw = await self.redis.get(self.keys.thread(episode, target))
+        if raw is None:
+            return None
+        loaded = json.loads(raw)
+        return loaded if isinstance(loaded, dict) else None
+
+    async def set_thread(self, episode: str, target: str, ref: dict[str, Any]) -> None:
+        with unavailable_as_error():
+            await self.redis.set(self.keys.thread(episode, target), json.dumps(ref), ex=THREAD_TTL)
+
+    async def dead_letter(self, record: dict[str, Any]) -> None:
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lpush(self.keys.dead, json.dumps(record, default=str))
+                pipe.ltrim(self.keys.dead, 0, DEAD_LETTERS_KEPT - 1)
+                await pipe.execute()
+
+    async def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
+        with unavailable_as_error():
+            raw = await self.redis.lrange(self.keys.dead, 0, count - 1)
+        return [json.loads(item) for item in raw]
+
+    # values and leases --------------------------------------------------------------------
+
+    async def get_value(self, name: str) -> str | None:
+        with unavailable_as_error():
+            return _maybe_text(await self.redis.get(self.keys.kv(name)))
+
+    async def set_value(self, name: str, value: str, ttl: float | None = None) -> None:
+        with unavailable_as_error():
+            await self.redis.set(self.keys.kv(name), value, px=int(ttl * 1000) if ttl else None)
+
+    async def delete_value(self, name: str) -> None:
+        with unavailable_as_error():
+            await self.redis.delete(self.keys.kv(name))
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        with unavailable_as_error():
+            won = await self.redis.eval(_ACQUIRE, 1, self.keys.lease(name), holder, int(ttl * 1000))
+        return bool(won)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        with unavailable_as_error():
+            await self.redis.eval(_RELEASE, 1, self.keys.lease(name), holder)
+
+    async def lease_holder(self, name: str) -> str | None:
+        with unavailable_as_error():
+            return _maybe_text(await self.redis.get(self.keys.lease(name)))

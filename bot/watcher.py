@@ -1,0 +1,304 @@
+"""The watcher: runs every source on its schedule and records what the tracker concludes.
+
+One apscheduler job per source (interval with jitter, ``max_instances=1``, coalescing), one
+shared ``httpx.AsyncClient``. A probe whose result differs from the current state is run
+again after ``confirm_interval`` instead of a whole interval, so detection costs one
+interval's phase plus the confirmations. Only the replica holding the ``leader`` lease
+watches. When the store is unreachable, updates wait in a bounded in-memory buffer and are
+written in order once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import metrics
+from bot.logs import get_logger
+from bot.models import Observation, SourceKind, StateUpdate, Status
+from bot.sources.base import Source
+from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable
+from bot.tracker import Thresholds, Tracker, TrackerSettings
+from config.schema import TocsinConfig
+
+log = get_logger("tocsin.watcher")
+
+LEASE_NAME = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherSettings:
+    instance: str
+    lease: float = 15.0
+    confirm_interval: float | None = None  # None: a quarter of the source's interval
+    jitter: float | None = None  # None: a tenth of the source's interval
+    buffer_limit: int = 10_000
+    timeout: float = 10.0
+    max_connections: int = 100
+    user_agent: str = "tocsin"
+
+    def confirm_for(self, interval: float) -> float:
+        if self.confirm_interval is not None:
+            return self.confirm_interval
+        return max(0.25, interval / 4)
+
+    def jitter_for(self, interval: float) -> float:
+        return self.jitter if self.jitter is not None else interval / 10
+
+
+def tracker_for(config: TocsinConfig, sources: Sequence[Source]) -> Tracker:
+    """A tracker with the config's thresholds and damping."""
+    watch = config.watch
+    probe_intervals = [s.interval for s in sources if s.kind is SourceKind.PROBE]
+    settings = TrackerSettings(
+        thresholds=Thresholds(watch.failure_threshold, watch.success_threshold),
+        flap_threshold=watch.flap_threshold,
+        flap_window=watch.flap_window,
+        flap_quiet=watch.flap_quiet,
+        self_check_min_providers=watch.self_check_min_providers,
+        self_check_window=3 * max(probe_intervals, default=watch.interval),
+    )
+    thresholds = {
+        p.id: Thresholds(
+            p.failure_threshold or watch.failure_threshold,
+            p.success_threshold or watch.success_threshold,
+        )
+        for p in config.providers
+        if p.failure_threshold or p.success_threshold
+    }
+    return Tracker(settings, names={p.id: p.name for p in config.providers}, thresholds=thresholds)
+
+
+def make_client(settings: WatcherSettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+        ),
+        headers={"User-Agent": settings.user_agent},
+    )
+
+
+async def check_source(source: Source, client: httpx.AsyncClient) -> list[Observation]:
+    """One round of one source, timed and counted. Never raises for bad input."""
+    started = time.perf_counter()
+    try:
+        observations = await source.check(client)
+    except Exception as exc:  # a source bug must not stop the watcher
+        log.exception("source check crashed", source=source.id)
+        observations = [
+            Observation(
+                provider=source.provider,
+                component="page",
+                status=Status.UNKNOWN,
+                source=source.id,
+                kind=source.kind,
+                detail=f"{source.id} failed: {type(exc).__name__}: {exc}",
+            )
+        ]
+    metrics.CHECK_LATENCY.labels(source.kind.value).observe(time.perf_counter() - started)
+    for obs in observations:
+        metrics.CHECKS.labels(obs.provider, source.id, obs.status.value).inc()
+    return observations
+
+
+class Watcher:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        tracker: Tracker,
+        store: Store,
+        settings: WatcherSettings,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.tracker = tracker
+        self.store = store
+        self.settings = settings
+        self.client = client or make_client(settings)
+        self._own_client = client is None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._buffer: deque[StateUpdate] = deque()
+        self._observe_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
+        self._running: set[asyncio.Task[None]] = set()
+        self.leader = False
+        self.dropped = 0
+        self.store_ok = True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set (SIGTERM/SIGINT), leading only while holding the lease."""
+        try:
+            while not stop.is_set():
+                await self._lead_or_follow()
+                renew = self.settings.lease / 3 if self.store.shared else 5.0
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), renew)
+                if self._buffer:
+                    await self.flush()
+        finally:
+            await self.shutdown()
+
+    async def _lead_or_follow(self) -> None:
+        try:
+            held = await self.store.acquire_lease(
+                LEASE_NAME, self.settings.instance, self.settings.lease
+            )
+            self.store_ok = True
+        except StoreUnavailable as exc:
+            self.store_ok = False
+            log.warning("store unreachable; watching on, updates buffered", error=str(exc))
+            return  # keep doing what we did: a leader keeps watching, a follower waits
+        if held and not self.leader:
+            await self._become_leader()
+        elif not held and self.leader:
+            self._step_down()
+
+    async def _become_leader(self) -> None:
+        try:
+            states = await self.store.states()
+            await self.store.ensure_group(NOTIFIERS_GROUP)  # no event written before the group
+        except StoreUnavailable:
+            return
+        self.tracker.restore(states.values())
+        self.leader = True
+        metrics.LEADER.set(1)
+        log.info("watching", instance=self.settings.instance, sources=len(self.sources))
+        self._start_scheduler()
+
+    def _step_down(self) -> None:
+        log.warning("lost the watcher lease; another replica watches now")
+        self.leader = False
+        metrics.LEADER.set(0)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        for task in list(self._running):
+            task.cancel()
+
+    def _start_scheduler(self) -> None:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        now = datetime.now().astimezone()
+        for source in self.sources:
+            phase = random.uniform(0, min(source.interval, 2.0))  # spread the first round
+            scheduler.add_job(
+                self._job,
+                IntervalTrigger(
+                    seconds=source.interval, jitter=self.settings.jitter_for(source.interval)
+                ),
+                args=[source],
+                id=source.id,
+                name=source.id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(source.interval)),
+                next_run_time=now + timedelta(seconds=phase),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        if self._buffer:
+            await self.flush()
+        if self.leader:
+            with suppress(StoreUnavailable):
+                await self.store.release_lease(LEASE_NAME, self.settings.instance)
+            self.leader = False
+            metrics.LEADER.set(0)
+        if self._own_client:
+            await self.client.aclose()
+
+    # ---------------------------------------------------------------------- work
+
+    async def _job(self, source: Source) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await self.run_source(source)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+        if self.tracker.needs_recheck(source.id):
+            self._confirm_soon(source)
+
+    def _confirm_soon(self, source: Source) -> None:
+        """Run this source again shortly: a differing result needs confirming."""
+        if self._scheduler is None:
+            return
+        delay = self.settings.confirm_for(source.interval)
+        when = datetime.now().astimezone() + timedelta(seconds=delay)
+        job = self._scheduler.get_job(source.id)
+        if job is not None and (job.next_run_time is None or job.next_run_time > when):
+            job.modify(next_run_time=when)
+
+    async def run_source(self, source: Source) -> list[StateUpdate]:
+        """One round of one source through the tracker into the store."""
+        observations = await check_source(source, self.client)
+        return await self.record(observations)
+
+    async def record(self, observations: Sequence[Observation]) -> list[StateUpdate]:
+        async with self._observe_lock:
+            updates = self.tracker.observe(observations)
+            self._buffer.extend(updates)
+            while len(self._buffer) > self.settings.buffer_limit:
+                self._buffer.popleft()
+                self.dropped += 1
+            metrics.BUFFERED.set(len(self._buffer))
+        await self.flush()
+        return updates
+
+    async def flush(self) -> bool:
+        """Write buffered updates in order; keep them if the store is unreachable."""
+        async with self._flush_lock:
+            if not self._buffer:
+                return True
+            batch = list(self._buffer)
+            try:
+                await self.store.apply(batch)
+            except StoreUnavailable as exc:
+                if self.store_ok:
+                    log.warning("store unreachable; buffering updates", error=str(exc))
+                self.store_ok = False
+                metrics.STORE_UP.set(0)
+                return False
+            for _ in batch:
+                self._buffer.popleft()
+            for update in batch:
+                if update.event is not None:
+                    metrics.EVENTS.labels(update.event.type).inc()
+            if not self.store_ok:
+                log.info("store reachable again; buffered updates written", updates=len(batch))
+            self.store_ok = True
+            metrics.STORE_UP.set(1)
+            metrics.BUFFERED.set(len(self._buffer))
+            return True
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+
+async def check_all(sources: Sequence[Source], client: httpx.AsyncClient) -> list[Observation]:
+    """One round of every source at once (``tocsin check``)."""
+    rounds = await asyncio.gather(*(check_source(s, client) for s in sources))
+    return [obs for observations in rounds for obs in observations]

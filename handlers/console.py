@@ -1,0 +1,80 @@
+"""The console target: notices printed with rich. The first target, and the one the quick
+start uses; it gets everything, admin notices included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from bot.models import Status
+from bot.notices import Notice
+from bot.notify import Delivery, Intent, Receipt, Route, Target
+from config.schema import TocsinConfig
+
+STYLE = {
+    Status.OPERATIONAL: "green",
+    Status.DEGRADED: "yellow",
+    Status.PARTIAL_OUTAGE: "dark_orange",
+    Status.MAJOR_OUTAGE: "red",
+    Status.MAINTENANCE: "blue",
+    Status.UNKNOWN: "grey50",
+}
+_LABEL = {
+    Intent.OPEN: "NEW",
+    Intent.UPDATE: "UPDATE",
+    Intent.RESOLVE: "RESOLVED",
+    Intent.NOTICE: "NOTICE",
+}
+
+
+class ConsoleNotifier:
+    kind = "console"
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+
+    async def deliver(self, target: Target, delivery: Delivery) -> Receipt:
+        clock = delivery.event.at.strftime("%H:%M:%S")
+        self.console.print(render(delivery.notice, delivery.intent, clock))
+        return Receipt({"console": delivery.event.id})
+
+    async def find_sent(self, target: Target, delivery: Delivery) -> Receipt | None:
+        return None  # printing twice after a crash is harmless; the console keeps no history
+
+    async def close(self) -> None:
+        return None
+
+
+def render(notice: Notice, intent: Intent, clock: str) -> Panel:
+    style = "magenta" if notice.kind in ("admin", "flapping", "drill") else STYLE[notice.status]
+    body = Table.grid(padding=(0, 1))
+    body.add_column(style="bold", no_wrap=True)
+    body.add_column()
+    if notice.text:
+        body.add_row("", Text(notice.text))
+    for name, value in notice.fields:
+        body.add_row(name, Text(value))
+    if notice.url:
+        body.add_row("Link", Text(notice.url, style="underline"))
+    if notice.fallbacks:
+        body.add_row("Fall back to", Text(", ".join(f.label for f in notice.fallbacks)))
+    title = Text(f"{notice.emoji} {notice.title}", style=f"bold {style}")
+    return Panel(
+        body,
+        title=title,
+        title_align="left",
+        border_style=style,
+        subtitle=f"{_LABEL[intent]} · {clock}",
+        subtitle_align="right",
+    )
+
+
+def targets(config: TocsinConfig, *, console: Console | None = None, **_: Any) -> list[Target]:
+    if not config.console.enabled:
+        return []
+    route = Route(providers=None, min_status=Status.OPERATIONAL, admin=True)
+    return [Target("console", ConsoleNotifier(console), route)]

@@ -1,0 +1,898 @@
+"""Config loading and validation (config/loader.py, config/schema.py, config/durations.py).
+
+The contract is DESIGN.md's "Outside interface": one YAML (or JSON) file, catalog providers by
+id with overrides, secrets from the environment, durations like ``30s``, and every problem
+reported at once as ``path: message`` lines so a broken config never starts half a bot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.catalog import load_catalog
+from config.durations import parse_duration
+from config.loader import ConfigError, build_config, load_config, resolve_path
+from config.schema import PagerDutyPolicy, TocsinConfig
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tocsin.yaml"
+CATALOG = load_catalog()
+MAIN_IDS = [entry["id"] for entry in CATALOG.main()]
+
+
+def errors_of(document: dict[str, Any]) -> list[str]:
+    """The error lines of a document that must not validate."""
+    with pytest.raises(ConfigError) as caught:
+        build_config(document)
+    assert caught.value.errors, "a ConfigError without any error line"
+    return caught.value.errors
+
+
+def error_at(errors: list[str], path: str) -> str:
+    """The one error line for ``path`` (a line is ``path: message``)."""
+    found = [line for line in errors if line.startswith(f"{path}: ")]
+    assert len(found) == 1, f"expected one error at {path!r}, got {errors}"
+    return found[0]
+
+
+def custom(provider_id: str = "acme", **fields: Any) -> dict[str, Any]:
+    """A valid custom provider (a probe on a loopback URL nothing listens on)."""
+    provider: dict[str, Any] = {
+        "id": provider_id,
+        "name": provider_id.title(),
+        "probe": {"url": "http://127.0.0.1:9/v1/models"},
+    }
+    provider.update(fields)
+    return provider
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+# -- durations -----------------------------------------------------------------------------
+
+
+GOOD_DURATIONS: list[tuple[Any, float]] = [
+    ("250ms", 0.25),
+    ("30s", 30.0),
+    ("5m", 300.0),
+    ("1h", 3600.0),
+    ("1h30m", 5400.0),
+    ("1m30s", 90.0),
+    ("1.5s", 1.5),
+    ("2d", 172_800.0),
+    ("0s", 0.0),
+    ("45", 45.0),
+    (45, 45.0),
+    (2.5, 2.5),
+]
+
+
+@pytest.mark.parametrize(("written", "seconds"), GOOD_DURATIONS)
+def test_duration_spellings_parse_to_seconds(written: Any, seconds: float) -> None:
+    assert parse_duration(written) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("written", "seconds"), GOOD_DURATIONS)
+def test_durations_in_the_config_are_seconds(written: Any, seconds: float) -> None:
+    config = build_config({"watch": {"interval": written}, "providers": [custom()]})
+    assert config.watch.interval == pytest.approx(seconds)
+
+
+def test_durations_serialise_back_to_the_way_people_write_them() -> None:
+    config = build_config(
+        {"watch": {"interval": "90s", "page_interval": 250, "timeout": "250ms"}, "providers": []}
+    )
+    dumped = config.model_dump(mode="json")["watch"]
+    assert (dumped["interval"], dumped["page_interval"], dumped["timeout"]) == (
+        "1m30s",
+        "4m10s",
+        "250ms",
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [
+        ("5 minutes", "30s"),
+        ("-1s", "30s"),
+        (-1, "negative"),
+        (True, "boolean"),
+        ("true", "30s"),
+        ("", "30s"),
+        ("soon", "30s"),
+        ("30sec", "30s"),
+        ("1.5.2s", "30s"),
+        (None, "30s"),
+        ([30], "30s"),
+    ],
+)
+def test_bad_durations_are_rejected_with_a_hint(written: Any, hint: str) -> None:
+    errors = errors_of({"watch": {"interval": written}, "providers": [custom()]})
+    line = error_at(errors, "watch.interval")
+    assert hint in line, line
+    with pytest.raises(ValueError, match=hint):
+        parse_duration(written)
+
+
+def test_a_bad_duration_in_a_provider_probe_is_reported_there() -> None:
+    doc = {
+        "providers": [
+            custom(),
+            custom("beta", probe={"url": "http://127.0.0.1:9/", "interval": "every minute"}),
+        ]
+    }
+    line = error_at(errors_of(doc), "providers[1].probe.interval")
+    assert "'every minute' is not a duration" in line
+
+
+# -- providers: catalog, overrides, custom ---------------------------------------------------
+
+
+def test_providers_omitted_means_the_catalogs_main_set() -> None:
+    config = build_config({})
+    assert config.provider_ids == MAIN_IDS
+    assert "anthropic" in MAIN_IDS  # the main set is not empty by accident
+    assert config.provider("anthropic") is not None
+
+
+def test_no_file_means_built_in_defaults() -> None:
+    config = load_config(None)
+    assert config.provider_ids == MAIN_IDS
+    assert config.store.url is None  # the embedded store
+    assert config.console.enabled
+    assert config.slack is None
+    assert config.discord is None
+    assert config.escalation == []
+
+
+def test_catalog_provider_by_id_gets_the_whole_entry() -> None:
+    config = build_config({"providers": [{"id": "anthropic"}]})
+    provider = config.provider("anthropic")
+    assert provider is not None
+    entry = CATALOG.get("anthropic")
+    assert entry is not None
+    assert provider.name == entry["name"]
+    assert provider.status_page is not None
+    assert provider.status_page.url == entry["status_page"]["url"]
+    assert provider.probe is not None
+    assert provider.probe.url == entry["probe"]["url"]
+    assert provider.fallbacks == entry["fallbacks"]
+
+
+def test_catalog_provider_by_bare_string() -> None:
+    config = build_config({"providers": ["anthropic", "openai"]})
+    assert config.provider_ids == ["anthropic", "openai"]
+
+
+def test_overrides_deep_merge_over_the_catalog_entry() -> None:
+    entry = CATALOG.get("anthropic")
+    assert entry is not None
+    config = build_config({"providers": [{"id": "anthropic", "probe": {"interval": "10s"}}]})
+    provider = config.provider("anthropic")
+    assert provider is not None
+    assert provider.probe is not None
+    assert provider.probe.interval == 10.0
+    # everything the override did not name is the catalog's
+    assert provider.probe.url == entry["probe"]["url"]
+    assert provider.probe.headers == entry["probe"]["headers"]
+    assert provider.probe.auth.env == entry["probe"]["auth"]["env"]
+    assert provider.status_page is not None
+    assert provider.status_page.url == entry["status_page"]["url"]
+    assert provider.name == entry["name"]
+
+
+def test_overrides_replace_lists_and_scalars() -> None:
+    config = build_config(
+        {
+            "providers": [
+                {
+                    "id": "anthropic",
+                    "name": "Claude",
+                    "fallbacks": ["openai"],
+                    "status_page": {"components": ["rwppv331jlwc"], "interval": "2m"},
+                },
+                {"id": "openai"},
+            ]
+        }
+    )
+    provider = config.provider("anthropic")
+    assert provider is not None
+    assert provider.status_page is not None
+    assert provider.name == "Claude"
+    assert provider.fallbacks == ["openai"]
+    assert provider.status_page.components == ["rwppv331jlwc"]
+    assert provider.status_page.interval == 120.0
+    assert provider.status_page.kind == "statuspage"  # kept from the catalog
+
+
+def test_an_override_can_drop_a_catalog_source() -> None:
+    config = build_config({"providers": [{"id": "anthropic", "probe": None}]})
+    provider = config.provider("anthropic")
+    assert provider is not None
+    assert provider.probe is None
+    assert provider.status_page is not None
+
+
+def test_overrides_do_not_leak_into_the_catalog() -> None:
+    build_config({"providers": [{"id": "anthropic", "probe": {"interval": "10s"}}]})
+    fresh = build_config({"providers": [{"id": "anthropic"}]}).provider("anthropic")
+    assert fresh is not None
+    assert fresh.probe is not None
+    assert fresh.probe.interval is None
+    entry = CATALOG.get("anthropic")
+    assert entry is not None
+    assert "interval" not in entry["probe"]
+
+
+def test_custom_provider_with_page_probe_and_fallbacks() -> None:
+    doc = {
+        "providers": [
+            {
+                "id": "acme",
+                "name": "Acme AI",
+                "status_page": {
+                    "kind": "statuspage",
+                    "url": "http://127.0.0.1:9000",
+                    "components": ["k8w3r06qmzrp"],
+                    "interval": "60s",
+                },
+                "probe": {
+                    "url": "http://127.0.0.1:9001/v1/models",
+                    "interval": "5s",
+                    "timeout": "3s",
+                },
+                "fallbacks": ["openai", "google-gemini"],
+            }
+        ]
+    }
+    config = build_config(doc)
+    acme = config.provider("acme")
+    assert acme is not None
+    assert acme.status_page is not None
+    assert acme.probe is not None
+    assert acme.name == "Acme AI"
+    assert acme.status_page.kind == "statuspage"
+    assert acme.status_page.components == ["k8w3r06qmzrp"]
+    assert acme.status_page.interval == 60.0
+    assert (acme.probe.interval, acme.probe.timeout) == (5.0, 3.0)
+    # fallbacks may name catalog providers that are not watched
+    assert acme.fallbacks == ["openai", "google-gemini"]
+
+
+def test_catalog_and_custom_providers_mix_in_order() -> None:
+    config = build_config({"providers": ["openai", custom(), {"id": "anthropic"}]})
+    assert config.provider_ids == ["openai", "acme", "anthropic"]
+
+
+# -- errors: every one, with its path --------------------------------------------------------
+
+
+def test_several_schema_errors_are_reported_at_once_with_their_paths() -> None:
+    doc = {
+        "watch": {"interval": "5 minutes", "failure_treshold": 3, "success_threshold": "two"},
+        "server": {"port": 70000},
+        "providers": [
+            custom("alpha"),
+            custom("beta"),
+            custom("gamma", probe={"url": "ftp://127.0.0.1/v1/models"}),
+        ],
+        "slack": {"channels": [{"id": "C1", "min_status": "maintenance", "chanel": "x"}]},
+        "slak": {},
+    }
+    errors = errors_of(doc)
+    assert "30s" in error_at(errors, "watch.interval")
+    assert error_at(errors, "watch.failure_treshold").endswith(": unknown key (typo?)")
+    assert "integer" in error_at(errors, "watch.success_threshold")
+    assert "65535" in error_at(errors, "server.port")
+    assert "is not an http(s) URL" in error_at(errors, "providers[2].probe.url")
+    assert "must be one of operational, degraded, partial_outage, major_outage" in error_at(
+        errors, "slack.channels[0].min_status"
+    )
+    assert error_at(errors, "slack.channels[0].chanel").endswith(": unknown key (typo?)")
+    assert error_at(errors, "slak") == "slak: unknown key (typo?)"
+    assert len(errors) == 8, errors
+
+
+def test_config_error_names_its_source_and_every_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({"watch": {"interval": "x"}, "server": {"port": -1}}, source="my.yaml")
+    text = str(caught.value)
+    assert text.startswith("my.yaml: ")
+    assert "watch.interval" in text
+    assert "server.port" in text
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "needle"),
+    [
+        ({"watch": []}, "watch", "dictionary"),
+        ({"watch": "30s"}, "watch", "dictionary"),
+        ({"providers": "anthropic"}, "providers", "list"),
+        ({"escalation": {"kind": "pagerduty"}}, "escalation", "list"),
+        ({"server": {"port": "http"}}, "server.port", "integer"),
+        ({"server": {"enabled": "maybe"}}, "server.enabled", "bool"),
+        ({"store": {"url": "http://127.0.0.1:6390"}}, "store.url", "redis://"),
+        ({"slack": {"api_url": "slack.com/api"}}, "slack.api_url", "http(s) URL"),
+        ({"slack": {"channels": [{"providers": "all"}]}}, "slack.channels[0].id", "required"),
+        ({"log": {"level": "verbose"}}, "log.level", "'debug'"),
+    ],
+)
+def test_wrong_types_and_values_name_their_path(
+    document: dict[str, Any], path: str, needle: str
+) -> None:
+    line = error_at(errors_of({"providers": [], **document}), path)
+    assert needle in line, line
+
+
+def test_min_status_must_be_a_severity() -> None:
+    for word in ("maintenance", "unknown"):
+        line = error_at(
+            errors_of({"providers": [], "slack": {"channels": [{"id": "C1", "min_status": word}]}}),
+            "slack.channels[0].min_status",
+        )
+        assert "must be one of operational, degraded, partial_outage, major_outage" in line
+
+
+def test_an_invalid_min_status_word_only_suggests_severities() -> None:
+    line = error_at(
+        errors_of(
+            {"providers": [], "slack": {"channels": [{"id": "C1", "min_status": "critical"}]}}
+        ),
+        "slack.channels[0].min_status",
+    )
+    assert "maintenance" not in line, line
+    assert "unknown" not in line, line
+
+
+def test_unknown_catalog_id_suggests_the_closest() -> None:
+    line = error_at(errors_of({"providers": [{"id": "anthropc"}]}), "providers[0].id")
+    assert "'anthropc' is not in the catalog" in line
+    assert "did you mean 'anthropic'?" in line
+    assert "custom provider" in line  # says how to make it a custom one instead
+
+
+def test_unknown_catalog_id_without_a_close_match_still_explains() -> None:
+    line = error_at(errors_of({"providers": [{"id": "zzzzzz"}]}), "providers[0].id")
+    assert "not in the catalog" in line
+    assert "did you mean" not in line
+
+
+def test_errors_after_an_unknown_catalog_id_keep_their_own_index() -> None:
+    doc = {
+        "providers": [
+            {"id": "anthropc"},
+            custom(probe={"url": "ftp://127.0.0.1/v1/models"}),
+            custom("beta", bogus=1),
+        ]
+    }
+    errors = errors_of(doc)
+    assert "did you mean 'anthropic'?" in error_at(errors, "providers[0].id")
+    assert "is not an http(s) URL" in error_at(errors, "providers[1].probe.url")
+    assert error_at(errors, "providers[2].bogus").endswith("unknown key (typo?)")
+
+
+def test_custom_provider_needs_a_name_and_a_source() -> None:
+    errors = errors_of(
+        {
+            "providers": [
+                {"id": "acme", "probe": {"url": "http://127.0.0.1:9/"}},
+                {"id": "beta", "name": "Beta"},
+            ]
+        }
+    )
+    assert error_at(errors, "providers[0].name") == "providers[0].name: required"
+    assert "nothing to watch" in error_at(errors, "providers[1]")
+
+
+@pytest.mark.parametrize(
+    ("provider", "path", "needle"),
+    [
+        (
+            custom(status_page={"kind": "statuspagee", "url": "http://127.0.0.1:9"}),
+            "providers[0].status_page.kind",
+            "'statuspage'",
+        ),
+        (
+            custom(
+                status_page={"kind": "statuspage", "url": "http://127.0.0.1:9", "components": []}
+            ),
+            "providers[0].status_page.components",
+            "omit the key to watch all",
+        ),
+        (custom(id="Acme AI"), "providers[0].id", "pattern"),
+        (
+            custom(probe={"url": "http://127.0.0.1:9/", "method": "PUT"}),
+            "providers[0].probe.method",
+            "'GET'",
+        ),
+        (
+            custom(failure_threshold=0),
+            "providers[0].failure_threshold",
+            "greater than or equal to 1",
+        ),
+    ],
+)
+def test_provider_field_errors_name_their_path(
+    provider: dict[str, Any], path: str, needle: str
+) -> None:
+    line = error_at(errors_of({"providers": [provider]}), path)
+    assert needle in line, line
+
+
+def test_escalation_errors_skip_the_union_tag_in_the_path() -> None:
+    errors = errors_of(
+        {
+            "providers": [],
+            "escalation": [
+                {"kind": "pagerduty", "routing_key": "x", "routing_keyy": "y"},
+                {"kind": "webhook"},
+                {"kind": "pagerdutyy"},
+                {"kind": "opsgenie", "api_key": "x", "region": "asia"},
+            ],
+        }
+    )
+    assert error_at(errors, "escalation[0].routing_keyy").endswith("unknown key (typo?)")
+    assert error_at(errors, "escalation[1].url") == "escalation[1].url: required"
+    assert "'pagerduty', 'opsgenie', 'webhook'" in error_at(errors, "escalation[2]")
+    assert "'us' or 'eu'" in error_at(errors, "escalation[3].region")
+    assert not any(".pagerduty." in e or ".webhook." in e or ".opsgenie." in e for e in errors)
+
+
+def test_cross_reference_errors_are_reported_at_once() -> None:
+    doc = {
+        "providers": [
+            {"id": "anthropic", "fallbacks": ["opnai", "groq"]},
+            custom(fallbacks=["nothing-like-it"]),
+            {"id": "anthropic"},
+        ],
+        "slack": {"channels": [{"id": "C1", "providers": ["anthropic", "acmee"]}]},
+        "discord": {
+            "channels": [{"id": "1", "providers": ["openai"]}],
+            "webhooks": [
+                {"url": "https://discord.com/api/webhooks/1/x", "providers": ["acme", "zz"]}
+            ],
+        },
+        "escalation": [
+            {"kind": "pagerduty"},
+            {"kind": "opsgenie", "providers": ["acme"]},
+            {"kind": "webhook", "url": "http://127.0.0.1:9/hook", "providers": ["antropic"]},
+        ],
+    }
+    errors = errors_of(doc)
+    assert "unknown provider 'opnai' (did you mean 'openai'?)" in error_at(
+        errors, "providers[0].fallbacks[0]"
+    )
+    assert "unknown provider 'nothing-like-it'" in error_at(errors, "providers[1].fallbacks[0]")
+    assert "'anthropic' is listed twice" in error_at(errors, "providers[2].id")
+    assert "'acmee' is not a watched provider (did you mean 'acme'?)" in error_at(
+        errors, "slack.channels[0].providers[1]"
+    )
+    # a catalog provider that is not watched cannot be routed
+    assert "'openai' is not a watched provider" in error_at(
+        errors, "discord.channels[0].providers[0]"
+    )
+    assert "'zz' is not a watched provider" in error_at(errors, "discord.webhooks[0].providers[1]")
+    assert "did you mean 'anthropic'?" in error_at(errors, "escalation[2].providers[0]")
+    assert "PAGERDUTY_ROUTING_KEY" in error_at(errors, "escalation[0].routing_key")
+    assert "OPSGENIE_API_KEY" in error_at(errors, "escalation[1].api_key")
+    assert len(errors) == 9, errors
+
+
+def test_schema_and_cross_reference_errors_are_reported_together() -> None:
+    doc = {
+        "watch": {"intervall": "30s"},
+        "providers": [custom(fallbacks=["nope"]), custom()],
+        "escalation": [{"kind": "pagerduty"}],
+    }
+    errors = errors_of(doc)
+    error_at(errors, "watch.intervall")
+    error_at(errors, "providers[0].fallbacks[0]")
+    error_at(errors, "providers[1].id")
+    error_at(errors, "escalation[0].routing_key")
+
+
+def test_an_empty_providers_list_is_accepted_as_written() -> None:
+    # DESIGN.md: only an omitted `providers` means the catalog's main set
+    assert build_config({"providers": []}).provider_ids == []
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def test_yaml_file_loads(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tocsin.yaml",
+        "# a comment\nwatch:\n  interval: 5s\nproviders:\n  - anthropic\n  - id: openai\n",
+    )
+    config = load_config(path)
+    assert config.watch.interval == 5.0
+    assert config.provider_ids == ["anthropic", "openai"]
+
+
+def test_json_file_is_accepted(tmp_path: Path) -> None:
+    doc = {
+        "watch": {"interval": "5s", "failure_threshold": 3},
+        "providers": [{"id": "openai"}, custom()],
+        "slack": {"channels": [{"id": "C1", "providers": ["acme"]}]},
+    }
+    path = write(tmp_path, "tocsin.json", json.dumps(doc, indent=2))
+    config = load_config(path)
+    assert config.watch.interval == 5.0
+    assert config.watch.failure_threshold == 3
+    assert config.provider_ids == ["openai", "acme"]
+    assert config.slack is not None
+    assert config.slack.channels[0].providers == ["acme"]
+
+
+def test_invalid_yaml_says_where(tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.yaml", "watch:\n  interval: 30s\n   bad: [\nproviders: []\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = caught.value.errors
+    assert line.startswith("line 3, column ")
+    assert "invalid YAML" in line
+    assert caught.value.source == str(path)
+
+
+def test_invalid_json_says_where(tmp_path: Path) -> None:
+    # a missing comma between two members
+    path = write(tmp_path, "broken.json", '{"watch": {"interval": "5s"\n  "timeout": "1s"}}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = caught.value.errors
+    assert line.startswith("line 2, column ")
+
+
+def test_tabs_are_invalid_yaml_with_a_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "tabs.yaml", "watch:\n\tinterval: 5s\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors[0].startswith("line 2, column 1: invalid YAML")
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [("- anthropic\n- openai\n", "list"), ("just words\n", "str"), ("42\n", "int")],
+)
+def test_the_top_level_must_be_a_mapping(tmp_path: Path, content: str, kind: str) -> None:
+    path = write(tmp_path, "tocsin.yaml", content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors == [f"the top level must be a mapping of sections, not a {kind}"]
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_an_empty_file_means_the_defaults(tmp_path: Path, content: str) -> None:
+    config = load_config(write(tmp_path, "tocsin.yaml", content))
+    assert config.provider_ids == MAIN_IDS
+    assert config.store.url is None
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors == ["file not found"]
+    assert caught.value.source == str(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01",
+        bytes(range(256)),
+        b"\x00\x01\x02\x03watch: {}",
+    ],
+)
+def test_a_binary_file_is_a_config_error(tmp_path: Path, content: bytes) -> None:
+    path = write(tmp_path, "tocsin.yaml", content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = caught.value.errors
+    assert "cannot read" in line or "invalid YAML" in line
+
+
+def test_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "conf")
+    assert "cannot read" in caught.value.errors[0]
+
+
+def test_a_utf8_bom_is_tolerated(tmp_path: Path) -> None:
+    path = write(tmp_path, "tocsin.yaml", b"\xef\xbb\xbfwatch: {interval: 7s}\nproviders: []\n")
+    assert load_config(path).watch.interval == 7.0
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tocsin.yaml",
+        "providers:\n  - anthropic\nwatch: {interval: 5s}\nproviders:\n  - openai\n",
+    )
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+# -- the example config ------------------------------------------------------------------------
+
+
+def test_the_example_config_validates_and_covers_every_section() -> None:
+    config = load_config(EXAMPLE)
+    assert config.store.url is not None
+    assert config.server.enabled
+    assert config.server.port
+    assert config.watch.interval == 30.0
+    catalog_ids = set(CATALOG.ids())
+    # a catalog provider with overrides keeps the catalog's URLs
+    overridden = config.provider("anthropic")
+    entry = CATALOG.get("anthropic")
+    assert overridden is not None
+    assert entry is not None
+    assert overridden.probe is not None
+    assert overridden.probe.interval == 10.0
+    assert overridden.probe.url == entry["probe"]["url"]
+    # a custom provider with a status page, a probe and fallbacks
+    customs = [p for p in config.providers if p.id not in catalog_ids]
+    assert any(p.status_page and p.probe and p.fallbacks for p in customs)
+    assert config.slack is not None
+    assert config.slack.channels
+    assert config.discord is not None
+    assert config.discord.channels
+    assert config.discord.webhooks
+    assert {p.kind for p in config.escalation} == {"pagerduty", "opsgenie", "webhook"}
+
+
+def test_the_example_config_uses_only_placeholder_secrets() -> None:
+    config = load_config(EXAMPLE)
+    assert config.slack is not None
+    assert config.discord is not None
+    secrets = [
+        config.slack.bot_token,
+        config.slack.app_token,
+        config.slack.signing_secret,
+        config.discord.token,
+        *(w.url for w in config.discord.webhooks),
+        *(
+            getattr(p, "routing_key", None)
+            or getattr(p, "api_key", None)
+            or getattr(p, "secret", None)
+            for p in config.escalation
+        ),
+    ]
+    for secret in secrets:
+        assert secret is not None
+        assert "REPLACE-ME" in secret.get_secret_value()
+
+
+# -- environment secrets ---------------------------------------------------------------------
+
+
+def _slack(field: str) -> Callable[[TocsinConfig], str | None]:
+    def get(config: TocsinConfig) -> str | None:
+        secret = getattr(config.slack, field, None)
+        return secret.get_secret_value() if secret else None
+
+    return get
+
+
+def _discord_token(config: TocsinConfig) -> str | None:
+    return (
+        config.discord.token.get_secret_value() if config.discord and config.discord.token else None
+    )
+
+
+def _redis_url(config: TocsinConfig) -> str | None:
+    return config.store.url.get_secret_value() if config.store.url else None
+
+
+SECTION_SECRETS = [
+    ("SLACK_BOT_TOKEN", {"slack": {"bot_token": "xoxb-file"}}, _slack("bot_token"), "xoxb-env"),
+    ("SLACK_APP_TOKEN", {"slack": {"app_token": "xapp-file"}}, _slack("app_token"), "xapp-env"),
+    (
+        "SLACK_SIGNING_SECRET",
+        {"slack": {"signing_secret": "file-secret"}},
+        _slack("signing_secret"),
+        "env-secret",
+    ),
+    ("DISCORD_TOKEN", {"discord": {"token": "file-token"}}, _discord_token, "env-token"),
+    ("REDIS_URL", {"store": {"url": "redis://127.0.0.1:1/0"}}, _redis_url, "redis://127.0.0.1:2/3"),
+]
+
+
+@pytest.mark.parametrize(("var", "document", "get", "value"), SECTION_SECRETS)
+def test_environment_secret_overrides_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+    var: str,
+    document: dict[str, Any],
+    get: Callable[[TocsinConfig], str | None],
+    value: str,
+) -> None:
+    file_value = get(build_config({"providers": [], **document}))
+    assert file_value is not None
+    assert file_value != value
+    monkeypatch.setenv(var, value)
+    assert get(build_config({"providers": [], **document})) == value
+
+
+@pytest.mark.parametrize(("var", "document", "get", "value"), SECTION_SECRETS)
+def test_environment_secret_fills_a_missing_section(
+    monkeypatch: pytest.MonkeyPatch,
+    var: str,
+    document: dict[str, Any],
+    get: Callable[[TocsinConfig], str | None],
+    value: str,
+) -> None:
+    assert get(build_config({"providers": []})) is None
+    monkeypatch.setenv(var, value)
+    assert get(build_config({"providers": []})) == value
+    # also with no file at all
+    assert get(load_config(None)) == value
+
+
+def test_environment_secret_fills_a_section_written_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-env")
+    monkeypatch.setenv("DISCORD_TOKEN", "discord-env")
+    config = build_config({"providers": [], "slack": None, "discord": {}})
+    assert _slack("bot_token")(config) == "xoxb-env"
+    assert _discord_token(config) == "discord-env"
+
+
+@pytest.mark.parametrize(
+    ("var", "kind", "field"),
+    [
+        ("PAGERDUTY_ROUTING_KEY", "pagerduty", "routing_key"),
+        ("OPSGENIE_API_KEY", "opsgenie", "api_key"),
+    ],
+)
+def test_environment_fills_escalation_keys(
+    monkeypatch: pytest.MonkeyPatch, var: str, kind: str, field: str
+) -> None:
+    doc = {"providers": [], "escalation": [{"kind": kind}, {"kind": kind, "after": "5m"}]}
+    assert var in error_at(errors_of(doc), f"escalation[0].{field}")
+    monkeypatch.setenv(var, "env-key")
+    config = build_config(doc)
+    assert [getattr(p, field).get_secret_value() for p in config.escalation] == [
+        "env-key",
+        "env-key",
+    ]
+
+
+def test_a_policy_with_its_own_key_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Policies may page different services: the environment fills only the missing key."""
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "env-key")
+    config = build_config(
+        {
+            "providers": [],
+            "escalation": [{"kind": "pagerduty", "routing_key": "team-b"}, {"kind": "pagerduty"}],
+        }
+    )
+    keys = [
+        p.routing_key.get_secret_value()
+        for p in config.escalation
+        if isinstance(p, PagerDutyPolicy) and p.routing_key
+    ]
+    assert keys == ["team-b", "env-key"]
+
+
+def test_environment_secrets_do_not_create_escalation_policies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "env-key")
+    monkeypatch.setenv("OPSGENIE_API_KEY", "env-key")
+    assert build_config({"providers": []}).escalation == []
+
+
+def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-dotenv\n")
+    assert _slack("bot_token")(build_config({"providers": []})) == "xoxb-dotenv"
+
+
+def test_a_bad_redis_url_from_the_environment_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "localhost:6390")
+    assert "redis://" in error_at(errors_of({"providers": []}), "store.url")
+
+
+# -- resolve_path ------------------------------------------------------------------------------
+
+
+def test_resolve_path_precedence(tmp_path: Path) -> None:
+    (tmp_path / "tocsin.yaml").write_text("{}")  # the autouse fixture made tmp_path the cwd
+    env = {"TOCSIN_CONFIG": "from-env.yaml"}
+    assert resolve_path("explicit.yaml", env) == Path("explicit.yaml")
+    assert resolve_path(Path("explicit.yaml"), env) == Path("explicit.yaml")
+    assert resolve_path(None, env) == Path("from-env.yaml")
+    assert resolve_path(None, {}) == Path("tocsin.yaml")
+    assert resolve_path(None, {"TOCSIN_CONFIG": ""}) == Path("tocsin.yaml")
+
+
+def test_resolve_path_without_anything_is_none(tmp_path: Path) -> None:
+    assert resolve_path(None, {}) is None
+    (tmp_path / "tocsin.yaml").mkdir()  # a directory is not a config file
+    assert resolve_path(None, {}) is None
+    (tmp_path / "tocsin.yml").write_text("{}")  # only the documented name counts
+    assert resolve_path(None, {}) is None
+
+
+def test_resolve_path_reads_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "tocsin.yaml").write_text("{}")
+    assert resolve_path(None) == Path("tocsin.yaml")
+    monkeypatch.setenv("TOCSIN_CONFIG", str(tmp_path / "other.yaml"))
+    assert resolve_path(None) == tmp_path / "other.yaml"
+    assert resolve_path("mine.yaml") == Path("mine.yaml")
+
+
+# -- secrets stay secret -----------------------------------------------------------------------
+
+
+def _config_with_every_secret(monkeypatch: pytest.MonkeyPatch) -> tuple[TocsinConfig, list[str]]:
+    secrets = {
+        "bot": "xoxb-sekrit-bot-0001",
+        "app": "xapp-sekrit-app-0002",
+        "signing": "sekrit-signing-0003",
+        "discord": "sekrit-discord-0004",
+        "webhook": "https://discord.com/api/webhooks/1/sekrit-webhook-0005",
+        "pagerduty": "sekrit-pagerduty-0006",
+        "opsgenie": "sekrit-opsgenie-0007",
+        "signed": "sekrit-signed-0008",
+        "probe": "sekrit-probe-key-0009",
+        "env-bot": "xoxb-sekrit-env-0010",
+    }
+    monkeypatch.setenv("SLACK_BOT_TOKEN", secrets["env-bot"])
+    doc = {
+        "providers": [
+            custom(
+                probe={
+                    "url": "http://127.0.0.1:9/",
+                    "auth": {"kind": "bearer", "key": secrets["probe"]},
+                }
+            )
+        ],
+        "slack": {
+            "bot_token": secrets["bot"],
+            "app_token": secrets["app"],
+            "signing_secret": secrets["signing"],
+        },
+        "discord": {"token": secrets["discord"], "webhooks": [{"url": secrets["webhook"]}]},
+        "escalation": [
+            {"kind": "pagerduty", "routing_key": secrets["pagerduty"]},
+            {"kind": "opsgenie", "api_key": secrets["opsgenie"]},
+            {"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": secrets["signed"]},
+        ],
+    }
+    config = build_config(doc)
+    return config, [value.split("/")[-1] for value in secrets.values()]
+
+
+def test_secrets_never_appear_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    config, secrets = _config_with_every_secret(monkeypatch)
+    assert config.slack is not None
+    assert config.slack.bot_token is not None
+    assert config.slack.bot_token.get_secret_value() == "xoxb-sekrit-env-0010"  # really loaded
+    for text in (repr(config), str(config), config.model_dump_json(), str(config.model_dump())):
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"secrets shown: {leaked}"
+        assert "sekrit" not in text
+
+
+def test_the_redis_password_never_appears_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://default:hunter2-sekrit@127.0.0.1:6390/0")
+    config = build_config({"providers": []})
+    assert config.store.url is not None
+    assert "hunter2-sekrit" in config.store.url.get_secret_value()
+    assert "hunter2-sekrit" not in repr(config)
+    assert "hunter2-sekrit" not in str(config)

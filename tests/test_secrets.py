@@ -1,0 +1,135 @@
+"""Secrets never reach a log line or the console: not in messages, fields, exceptions, library
+logs, nor the output of a running ``tocsin`` whose sources fail in every way."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from bot import logs
+from bot.app import register_config_secrets
+from config.loader import build_config
+from tests.fakes.status_server import FakeStatusServer
+
+SLACK = "xoxb-1111-2222-SECRETSLACKTOKEN"
+DISCORD = "MTIz.SECRET-DISCORD-TOKEN.abcdef"
+PROBE_KEY = "sk-acme-SECRET-PROBE-KEY-123456"
+ROUTING = "R0UTINGKEY-SECRET-98765"
+
+
+def test_log_lines_are_scrubbed_everywhere() -> None:
+    out = io.StringIO()
+    logs.configure("debug", "json", stream=out)
+    config = build_config(
+        {
+            "providers": [
+                {
+                    "id": "acme",
+                    "name": "Acme",
+                    "probe": {
+                        "url": "http://127.0.0.1:9/",
+                        "auth": {"kind": "bearer", "env": "ACME_KEY"},
+                    },
+                }
+            ],
+            "slack": {"bot_token": SLACK},
+            "escalation": [{"kind": "pagerduty", "routing_key": ROUTING}],
+        }
+    )
+    register_config_secrets(config, env={"ACME_KEY": PROBE_KEY})
+    log = logs.get_logger("test")
+    log.info(f"posting with {SLACK}")
+    log.info(
+        "request",
+        headers={"Authorization": f"Bearer {PROBE_KEY}"},
+        url=f"https://x/?key={PROBE_KEY}",
+    )
+    log.info("nested", payload={"deep": [f"routing {ROUTING}"]}, token="anything-under-a-token-key")
+    try:
+        raise RuntimeError(f"auth failed for {SLACK}")
+    except RuntimeError:
+        log.exception("boom")
+    logging.getLogger("slack_sdk").warning("sending token=%s", SLACK)
+    text = out.getvalue()
+    for secret in (SLACK, PROBE_KEY, ROUTING, "anything-under-a-token-key"):
+        assert secret not in text
+    assert text.count(logs.MASK) >= 6
+    assert "posting with ***" in text
+
+
+async def test_a_running_tocsin_never_prints_a_secret(
+    status_server: FakeStatusServer, tmp_path: Path
+) -> None:
+    """Every source fails (HTML page, 401 for our key, 5xx), at debug level, with tokens set."""
+    status_server.set_html("/api/v2/summary.json")
+    status_server.set_status("/v1/models", 401, b'{"error": "invalid x-api-key"}')
+    status_server.set_status("/zeta/models", 503)
+    config = {
+        "server": {"enabled": False},
+        "log": {"level": "debug"},
+        "watch": {"interval": "300ms", "page_interval": "300ms", "jitter": "0s"},
+        "providers": [
+            {
+                "id": "acme",
+                "name": "Acme AI",
+                "status_page": {"kind": "statuspage", "url": status_server.url},
+                "probe": {
+                    "url": f"{status_server.url}/v1/models",
+                    "auth": {"kind": "header", "header": "x-api-key", "env": "ACME_KEY"},
+                },
+            },
+            {
+                "id": "zeta",
+                "name": "Zeta AI",
+                "probe": {
+                    "url": f"{status_server.url}/zeta/models",
+                    "auth": {"kind": "bearer", "env": "ZETA_KEY"},
+                },
+            },
+        ],
+        "slack": {"channels": []},
+        "escalation": [{"kind": "pagerduty", "url": f"{status_server.url}/pd"}],
+    }
+    path = tmp_path / "tocsin.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith(("_TOKEN", "_KEY", "_SECRET"))},
+        "SLACK_BOT_TOKEN": SLACK,
+        "DISCORD_TOKEN": DISCORD,
+        "PAGERDUTY_ROUTING_KEY": ROUTING,
+        "ACME_KEY": PROBE_KEY,
+        "ZETA_KEY": PROBE_KEY + "-zeta",
+        "COLUMNS": "2000",  # no wrapping: a secret split over two lines would hide from us
+    }
+    tocsin = Path(sys.executable).parent / "tocsin"
+    proc = await asyncio.create_subprocess_exec(
+        str(tocsin),
+        "run",
+        "--config",
+        str(path),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await asyncio.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    text = stdout.decode() + stderr.decode()
+    assert proc.returncode == 0, text
+    # it did see the problems, and said so...
+    assert "probe rejected our key (HTTP 401)" in text
+    assert "HTML page instead of JSON" in text
+    # ...and the keys were really sent (so they were there to leak)
+    sent = [r.headers.get("x-api-key") for r in status_server.requests if r.path == "/v1/models"]
+    assert sent
+    assert set(sent) == {PROBE_KEY}
+    for secret in (SLACK, DISCORD, ROUTING, PROBE_KEY):
+        assert secret not in text

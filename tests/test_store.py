@@ -1,0 +1,169 @@
+"""One contract, two stores: the embedded store must behave like Redis (a real redis-server
+the suite started itself)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
+from bot.store import MemoryStore, RedisStore, Store, StoreUnavailable
+from bot.store.base import uptime
+from tests.redis_server import RedisServer
+
+GROUP = "notifiers"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        made: Store = MemoryStore(stream_maxlen=100)
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        made = RedisStore(server.url, prefix=key_prefix, stream_maxlen=100)
+    await made.open()
+    yield made
+    await made.close()
+
+
+def _update(status: Status, *, event: bool = True, component: str = "api") -> StateUpdate:
+    state = ComponentState(provider="acme", component=component, status=status, last_known=status)
+    made = Event(type="state_changed", provider="acme", component=component, to=status)
+    return StateUpdate(state=state, event=made if event else None, status_changed=True)
+
+
+async def test_apply_writes_state_and_event_together(store: Store) -> None:
+    await store.ensure_group(GROUP)
+    ids = await store.apply(
+        [_update(Status.MAJOR_OUTAGE), _update(Status.DEGRADED, event=False, component="web")]
+    )
+    assert len(ids) == 1
+    states = await store.states()
+    assert states["acme/api"].status is Status.MAJOR_OUTAGE
+    assert states["acme/web"].status is Status.DEGRADED
+    [recent] = await store.recent_events()
+    assert recent.to is Status.MAJOR_OUTAGE
+    assert recent.provider == "acme"
+
+
+async def test_consumer_group_delivers_each_entry_once_and_keeps_unacked(store: Store) -> None:
+    await store.ensure_group(GROUP)
+    await store.apply([_update(Status.MAJOR_OUTAGE), _update(Status.OPERATIONAL)])
+    first = await store.read_group(GROUP, "a", count=10, block_ms=100)
+    assert [e.event.to for e in first if e.event] == [Status.MAJOR_OUTAGE, Status.OPERATIONAL]
+    assert await store.read_group(GROUP, "b", count=10, block_ms=50) == []
+    await store.ack(GROUP, first[0].id)
+    # "a" crashed before acking the second: it finds it again on restart
+    again = await store.pending_own(GROUP, "a", count=10)
+    assert [e.id for e in again] == [first[1].id]
+
+
+async def test_stale_entries_of_a_dead_consumer_are_claimed(store: Store) -> None:
+    await store.ensure_group(GROUP)
+    await store.apply([_update(Status.MAJOR_OUTAGE)])
+    [taken] = await store.read_group(GROUP, "dead", count=10, block_ms=100)
+    assert await store.claim_stale(GROUP, "alive", min_idle_ms=60_000, count=10) == []
+    await asyncio.sleep(0.05)
+    [claimed] = await store.claim_stale(GROUP, "alive", min_idle_ms=20, count=10)
+    assert claimed.id == taken.id
+    assert claimed.event == taken.event
+    assert await store.pending_own(GROUP, "dead", count=10) == []
+
+
+async def test_blocking_read_wakes_on_a_new_event(store: Store) -> None:
+    await store.ensure_group(GROUP)
+    reader = asyncio.create_task(store.read_group(GROUP, "a", count=10, block_ms=2000))
+    await asyncio.sleep(0.05)
+    await store.apply([_update(Status.DEGRADED)])
+    entries = await asyncio.wait_for(reader, 3)
+    assert [e.event.to for e in entries if e.event] == [Status.DEGRADED]
+
+
+async def test_marks_threads_values_and_dead_letters(store: Store) -> None:
+    assert await store.sent("e1", "slack:C1") is None
+    await store.mark_sent("e1", "slack:C1", "ts-1")
+    assert await store.sent("e1", "slack:C1") == "ts-1"
+    assert await store.sent("e1", "slack:C2") is None
+    await store.set_thread("ep1", "slack:C1", {"ts": "1.2"})
+    assert await store.get_thread("ep1", "slack:C1") == {"ts": "1.2"}
+    assert await store.get_thread("ep2", "slack:C1") is None
+    await store.set_value("short", "x", ttl=0.05)
+    assert await store.get_value("short") == "x"
+    await asyncio.sleep(0.1)
+    assert await store.get_value("short") is None
+    await store.dead_letter({"target": "slack:C9", "error": "channel_not_found"})
+    assert (await store.dead_letters())[0]["error"] == "channel_not_found"
+
+
+async def test_lease_is_exclusive_renewable_and_expires(store: Store) -> None:
+    assert await store.acquire_lease("leader", "one", ttl=0.2)
+    assert not await store.acquire_lease("leader", "two", ttl=0.2)
+    assert await store.acquire_lease("leader", "one", ttl=0.2)  # renewal
+    assert await store.lease_holder("leader") == "one"
+    await asyncio.sleep(0.3)
+    assert await store.acquire_lease("leader", "two", ttl=5)
+    await store.release_lease("leader", "one")  # not the holder: no effect
+    assert await store.lease_holder("leader") == "two"
+    await store.release_lease("leader", "two")
+    assert await store.lease_holder("leader") is None
+
+
+async def test_history_feeds_uptime(store: Store) -> None:
+    now = utcnow()
+    down = ComponentState(
+        provider="acme", component="api", status=Status.MAJOR_OUTAGE, since=now - timedelta(hours=2)
+    )
+    up = down.model_copy(update={"status": Status.OPERATIONAL, "since": now - timedelta(hours=1)})
+    await store.apply(
+        [StateUpdate(down, status_changed=True), StateUpdate(up, status_changed=True)]
+    )
+    changes = await store.history("acme/api", now - timedelta(hours=3))
+    assert [s for _, s in changes] == [Status.MAJOR_OUTAGE, Status.OPERATIONAL]
+    share = uptime(changes, Status.OPERATIONAL, now - timedelta(hours=2), now)
+    assert share == pytest.approx(0.5, abs=0.01)
+
+
+def test_uptime_ignores_unknown_and_time_before_records() -> None:
+    now = utcnow()
+    h = timedelta(hours=1)
+    changes = [
+        (now - 4 * h, Status.UNKNOWN),
+        (now - 3 * h, Status.OPERATIONAL),
+        (now - h, Status.PARTIAL_OUTAGE),
+    ]
+    assert uptime(changes, Status.PARTIAL_OUTAGE, now - 24 * h, now) == pytest.approx(2 / 3)
+    assert uptime([], Status.OPERATIONAL, now - h, now) == 1.0
+    assert uptime([], Status.UNKNOWN, now - h, now) is None
+
+
+async def test_poison_stream_entries_come_back_as_errors(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    await store.ensure_group(GROUP)
+    raw = aioredis.Redis.from_url(redis_server.url)
+    await raw.xadd(f"{key_prefix}events", {"event": b"{not json"})
+    await raw.xadd(f"{key_prefix}events", {"other": b"x"})
+    entries = await store.read_group(GROUP, "a", count=10, block_ms=100)
+    assert [e.event for e in entries] == [None, None]
+    assert "unreadable event" in (entries[0].error or "")
+    assert "no event field" in (entries[1].error or "")
+    await raw.aclose()
+    await store.close()
+
+
+async def test_state_survives_a_restart_of_redis(own_redis: RedisServer) -> None:
+    store = RedisStore(own_redis.url)
+    await store.apply([_update(Status.MAJOR_OUTAGE)])
+    own_redis.kill()
+    with pytest.raises(StoreUnavailable):
+        await store.states()
+    assert not await store.ping()
+    own_redis.start()
+    states = await store.states()
+    assert states["acme/api"].status is Status.MAJOR_OUTAGE
+    await store.close()

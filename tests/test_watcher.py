@@ -1,0 +1,154 @@
+"""The watcher with its real scheduler: quick confirmation of a differing probe result, one
+leader among replicas, buffering while Redis is away, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from bot.models import Observation, SourceKind, Status
+from bot.sources.probe import ProbeSource
+from bot.store import MemoryStore, RedisStore, Store
+from bot.tracker import Tracker, TrackerSettings
+from bot.watcher import LEASE_NAME, Watcher, WatcherSettings, check_source
+from tests.fakes.status_server import FakeStatusServer
+from tests.redis_server import RedisServer
+
+MODELS = "/v1/models"
+
+
+async def _until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result if isinstance(result, bool) else await result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def _watcher(
+    server: FakeStatusServer,
+    store: Store,
+    instance: str,
+    *,
+    interval: float = 0.3,
+    lease: float = 15.0,
+) -> Watcher:
+    probe = ProbeSource("acme", f"{server.url}{MODELS}", interval=interval, timeout=1.0)
+    settings = WatcherSettings(
+        instance=instance, lease=lease, jitter=0.0, user_agent=f"tocsin-{instance}"
+    )
+    return Watcher([probe], Tracker(TrackerSettings()), store, settings)
+
+
+async def _events(store: Store) -> list[tuple[Status | None, Status | None]]:
+    return [(e.from_, e.to) for e in reversed(await store.recent_events(100))]
+
+
+async def test_a_differing_result_is_confirmed_before_the_next_interval(
+    status_server: FakeStatusServer,
+) -> None:
+    status_server.set_json(MODELS, {"data": []})
+    store = MemoryStore()
+    watcher = _watcher(status_server, store, "solo", interval=2.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await _until(lambda: status_server.count(MODELS) >= 1)
+    status_server.set_status(MODELS, 503)
+    flipped = len(status_server.requests)
+
+    async def announced() -> bool:
+        return (Status.OPERATIONAL, Status.MAJOR_OUTAGE) in await _events(store)
+
+    await _until(announced, timeout=10)
+    stop.set()
+    await task
+    failing = [r for r in status_server.requests[flipped:] if r.path == MODELS]
+    assert len(failing) >= 2
+    # the confirming run came a quarter interval (0.5 s) after the first failure, not 2 s
+    assert failing[1].at - failing[0].at < 1.0
+
+
+async def test_only_the_lease_holder_watches_and_another_takes_over(
+    status_server: FakeStatusServer, redis_server: RedisServer, key_prefix: str
+) -> None:
+    status_server.set_json(MODELS, {"data": []})
+    stores = [RedisStore(redis_server.url, prefix=key_prefix) for _ in range(2)]
+    one = _watcher(status_server, stores[0], "one", lease=1.0)
+    two = _watcher(status_server, stores[1], "two", lease=1.0)
+    stop_one, stop_two = asyncio.Event(), asyncio.Event()
+    task_one = asyncio.create_task(one.run(stop_one))
+    await _until(lambda: one.leader)
+    task_two = asyncio.create_task(two.run(stop_two))
+    await asyncio.sleep(1.5)
+    agents = {r.headers.get("User-Agent") for r in status_server.requests}
+    assert agents == {"tocsin-one"}
+    assert not two.leader
+    assert await stores[0].lease_holder(LEASE_NAME) == "one"
+
+    stop_one.set()  # a clean stop releases the lease: the other replica takes over at once
+    await task_one
+    await _until(lambda: two.leader, timeout=5)
+    before = len(status_server.requests)
+    await _until(lambda: len(status_server.requests) > before + 2)
+    assert status_server.requests[-1].headers.get("User-Agent") == "tocsin-two"
+    stop_two.set()
+    await task_two
+    assert await stores[1].lease_holder(LEASE_NAME) is None
+    for store in stores:
+        await store.close()
+
+
+async def test_updates_are_buffered_while_redis_is_away_and_written_in_order(
+    status_server: FakeStatusServer, own_redis: RedisServer
+) -> None:
+    status_server.set_json(MODELS, {"data": []})
+    store = RedisStore(own_redis.url)
+    watcher = _watcher(status_server, store, "solo", lease=30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await _until(lambda: watcher.leader)
+    await _until(lambda: status_server.count(MODELS) >= 2)
+
+    own_redis.kill()
+    status_server.set_status(MODELS, 503)
+
+    def status() -> Status:
+        return watcher.tracker.states()["acme/api"].status
+
+    await _until(lambda: status() is Status.MAJOR_OUTAGE, timeout=10)
+    status_server.set_json(MODELS, {"data": []})
+    await _until(lambda: status() is Status.OPERATIONAL, timeout=10)
+    assert not watcher.store_ok  # the outage and the recovery both happened while Redis was down
+    assert watcher.buffered >= 2
+    own_redis.start()
+    await _until(lambda: watcher.buffered == 0 and watcher.store_ok, timeout=15)
+    stop.set()
+    await task
+    events = await _events(store)
+    assert events == [
+        (Status.OPERATIONAL, Status.MAJOR_OUTAGE),
+        (Status.MAJOR_OUTAGE, Status.OPERATIONAL),
+    ]
+    await store.close()
+
+
+async def test_a_source_that_crashes_is_unknown_not_fatal() -> None:
+    class Broken:
+        id = "acme:broken"
+        provider = "acme"
+        kind = SourceKind.PAGE
+        interval = 1.0
+
+        async def check(self, client: httpx.AsyncClient) -> list[Observation]:
+            raise RuntimeError("bug in a parser")
+
+    async with httpx.AsyncClient() as client:
+        [obs] = await check_source(Broken(), client)
+    assert obs.status is Status.UNKNOWN
+    assert "bug in a parser" in (obs.detail or "")
