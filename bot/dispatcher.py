@@ -117,7 +117,7 @@ def route(event: Event, target: Target, thread: dict[str, Any] | None) -> Intent
     if not r.wants(event.provider):
         return None
     if thread is not None:
-        if event.episode_closed:
+        if event.episode_closed and event.type != "incident_update":
             return Intent.RESOLVE
         return Intent.UPDATE if r.updates else None
     if event.episode_closed or event.episode is None:
@@ -351,7 +351,12 @@ class Dispatcher:
 
         if intent is Intent.OPEN:
             return Delivery(event, await notice("root"), intent, None, None, redelivery)
-        root = await notice("root") if intent in (Intent.UPDATE, Intent.RESOLVE) else None
+        # the root says what the episode is now; after it closed (a late incident update) it
+        # already says resolved, and is left alone
+        edits_root = intent is Intent.RESOLVE or (
+            intent is Intent.UPDATE and not event.episode_closed
+        )
+        root = await notice("root") if edits_root else None
         return Delivery(event, await notice("message"), intent, thread, root, redelivery)
 
     async def _send(self, target: Target, delivery: Delivery) -> Receipt:

@@ -215,8 +215,12 @@ class ComponentState(BaseModel):
     #: What the status page last said and what the (debounced) probe last concluded.
     page_status: Status | None = None
     probe_status: Status | None = None
-    #: The last status we were sure of; unknown never erases it.
+    #: False while the status page cannot be read; its last report stands meanwhile.
+    page_readable: bool = True
+    #: The last status we were sure of (and whether the page confirmed it); unknown never
+    #: erases them.
     last_known: Status = Status.UNKNOWN
+    last_confirmed: bool = False
     incident: Incident | None = None
     latency_ms: float | None = None
     detail: str | None = None
@@ -251,9 +255,11 @@ class EventIncident(BaseModel):
     update_id: str | None = None
     impact: Status | None = None
     maintenance: bool = False
+    #: Whether ``update`` is news in this event (not already told in an earlier one).
+    new_update: bool = True
 
     @classmethod
-    def of(cls, incident: Incident) -> EventIncident:
+    def of(cls, incident: Incident, *, new_update: bool = True) -> EventIncident:
         return cls(
             id=incident.id,
             title=incident.title,
@@ -263,6 +269,7 @@ class EventIncident(BaseModel):
             update_id=incident.update_id,
             impact=incident.impact,
             maintenance=incident.maintenance,
+            new_update=new_update,
         )
 
 

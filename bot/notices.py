@@ -90,10 +90,10 @@ def compose(event: Event, *, fallbacks: Sequence[FallbackOption] = ()) -> Notice
         return _admin(event)
     if event.type == "flapping":
         return _flapping(event)
-    if event.episode_closed:
-        return _recovery(event)
     if event.type == "incident_update":
         return _incident_update(event)
+    if event.episode_closed:
+        return _recovery(event)
     return _change(event, fallbacks)
 
 
@@ -157,7 +157,7 @@ def _change(event: Event, fallbacks: Sequence[FallbackOption]) -> Notice:
     fields = [("Detection", _detection(event, ()))]
     if incident is not None:
         fields.append(("Incident", f"{incident.title} ({incident.status})"))
-        if incident.update:
+        if incident.update and incident.new_update:  # an update already told is not repeated
             fields.append(("Latest update", _clip(incident.update)))
     return Notice(
         kind="maintenance" if new is Status.MAINTENANCE else "update",

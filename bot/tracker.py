@@ -9,14 +9,18 @@ I/O. The rules (DESIGN.md, "Tracker rules"):
   (a page's maintenance wins: failures during planned work are expected). It is ``confirmed``
   when the page itself reports the problem, ``suspected`` when only our probes see it.
 * ``unknown`` (a broken source) never erases what we knew: it is an admin matter, and leaving
-  it back to the status we knew is not news either.
+  it back to the status (and confirmation) users last heard is not news either. A page that
+  reported a problem and cannot be read now leaves the component ``unknown``: our probes
+  alone do not withdraw the page's report.
 * More than ``flap_threshold`` changes within ``flap_window`` send one ``flapping`` event; then
   the component is quiet until it has not changed for ``flap_quiet``.
 * Self-check: probe failures with network errors only become an outage once another
   provider's probe got an answer during the failure streak; when most probed providers fail
   with network errors together, our own network is the suspect: one ``watcher_health`` event.
 * Outages are grouped in provider-wide *episodes*: the first component to leave operational
-  opens one, the last to come back closes it. Chat threads hang off episodes.
+  opens one, the last to come back closes it. Chat threads hang off episodes. A new incident
+  update is told once per provider within an episode, and an incident resolved shortly after
+  its episode closed still gets its last reply.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.models import (
@@ -59,6 +63,8 @@ class TrackerSettings:
     self_check_min_providers: int = 3
     self_check_ratio: float = 0.5
     self_check_window: float = 300.0
+    #: How long after an episode closes its incident's resolution is still told in its thread.
+    resolution_grace: float = 3600.0
 
 
 @dataclass(slots=True)
@@ -85,6 +91,8 @@ class _ProviderTrack:
     episode: str | None = None
     episode_started: datetime | None = None
     seen: dict[tuple[str, str], None] = field(default_factory=dict)
+    #: The last episode that closed: (id, started, closed at), for late resolutions.
+    closed: tuple[str, datetime | None, datetime] | None = None
     last_probe_at: datetime | None = None
     last_probe_network_error: bool = False
     last_answer_at: datetime | None = None
@@ -177,15 +185,25 @@ class Tracker:
                 state.latency_ms = obs.latency_ms
             self._debounce(track, obs)
         else:
-            state.page_status = obs.status
-            state.incident = obs.incident if obs.incident else None
+            self._read_page(state, obs)
         state.detail = obs.detail
-        out.extend(self._settle(track, obs.at, obs.source))
+        broken_first_read = obs.status is Status.UNKNOWN and bool(obs.detail)
+        out.extend(self._settle(track, obs.at, obs.source, broken_first_read))
         out.extend(self._unflap(track, obs.at, obs.source))
-        out.extend(self._incident(track, obs, already=bool(out)))
+        out.extend(self._incident(track, obs, already=_carries_incident(out)))
         if not out:
             out.append(StateUpdate(state=state.model_copy(deep=True)))
         return out
+
+    @staticmethod
+    def _read_page(state: ComponentState, obs: Observation) -> None:
+        """A page that cannot be read says nothing new: its last report (and incident) stand."""
+        if obs.status is Status.UNKNOWN:
+            state.page_readable = False
+            return
+        state.page_readable = True
+        state.page_status = obs.status
+        state.incident = obs.incident
 
     # probes ------------------------------------------------------------------
 
@@ -200,6 +218,7 @@ class Tracker:
             return
         if state.probe_status is None and reading is Status.OPERATIONAL:
             state.probe_status = reading  # a first healthy answer has nothing to debounce
+            self._reset_candidate(track)
             return
         if reading == state.probe_status:
             self._reset_candidate(track)
@@ -259,7 +278,7 @@ class Tracker:
             if track.held and self._network_proven(track) and track.candidate is not None:
                 track.state.probe_status = track.candidate
                 self._reset_candidate(track)
-                out.extend(self._settle(track, now, track.probe_source))
+                out.extend(self._settle(track, now, track.probe_source, False))
         return out
 
     def _self_check(self, now: datetime) -> list[StateUpdate]:
@@ -311,6 +330,12 @@ class Tracker:
     @staticmethod
     def _effective(state: ComponentState) -> tuple[Status, bool]:
         page, probe = state.page_status, state.probe_status
+        if not state.page_readable:
+            if page is not None and page.rank >= Status.MAINTENANCE.rank:
+                # the page reported a problem and cannot be read now: our probes alone will
+                # not withdraw its report, so we do not know
+                return Status.UNKNOWN, False
+            page = None
         if page is Status.MAINTENANCE:
             return Status.MAINTENANCE, True
         known = [s for s in (page, probe) if s is not None and s is not Status.UNKNOWN]
@@ -320,31 +345,55 @@ class Tracker:
         confirmed = status.is_outage and page is not None and page.is_outage
         return status, confirmed
 
-    def _settle(self, track: _Track, at: datetime, source: str | None) -> list[StateUpdate]:
+    def _settle(
+        self, track: _Track, at: datetime, source: str | None, broken_first_read: bool
+    ) -> list[StateUpdate]:
         state = track.state
         status, confirmed = self._effective(state)
         fresh, track.fresh = track.fresh, False
-        if fresh and status is Status.UNKNOWN and state.detail:
+        if fresh and broken_first_read and status is Status.UNKNOWN:
             return [self._unknown_change(track, at, source, Status.UNKNOWN)]
         if status == state.status and confirmed == state.confirmed:
             return []
         old = state.status
-        state.confirmed = confirmed
-        if status == old:
-            detail = (
-                "confirmed by the status page"
-                if confirmed
-                else ("the status page no longer reports it; our probes still do")
-            )
-            return [self._emit("state_changed", track, at, source, old, detail=detail)]
-        state.status, state.since = status, at
-        if status is Status.UNKNOWN or (old is Status.UNKNOWN and status == state.last_known):
+        if status is Status.UNKNOWN:
+            state.status, state.since, state.confirmed = status, at, False
             return [self._unknown_change(track, at, source, old)]
+        told = (state.last_known, state.last_confirmed)  # what users last heard
+        state.confirmed = confirmed
+        if old is Status.UNKNOWN and told == (status, confirmed):
+            state.status, state.since = status, at
+            return [self._unknown_change(track, at, source, old)]
+        came_back = old is Status.UNKNOWN
+        if came_back and told[0] is not Status.UNKNOWN:
+            old = told[0]  # users never heard of unknown: tell them the change from what they know
+        if status == old:
+            if came_back:
+                state.status, state.since = status, at
+            return [self._confirmation(track, at, source, moved=came_back)]
         never_known = state.last_known is Status.UNKNOWN
-        state.last_known = status
+        state.status, state.since = status, at
+        state.last_known, state.last_confirmed = status, confirmed
         if never_known and status is Status.OPERATIONAL:
             return [StateUpdate(state=state.model_copy(deep=True), status_changed=True)]
         return self._change(track, at, source, old)
+
+    def _confirmation(
+        self, track: _Track, at: datetime, source: str | None, *, moved: bool
+    ) -> StateUpdate:
+        """The page starts (or stops) reporting what our probes see: same status, news for
+        users (unless the component is flapping). ``moved``: it was unknown until now."""
+        state = track.state
+        state.last_known, state.last_confirmed = state.status, state.confirmed
+        if state.flapping:
+            return StateUpdate(state=state.model_copy(deep=True), status_changed=moved)
+        detail = (
+            "confirmed by the status page"
+            if state.confirmed
+            else "the status page no longer reports it; our probes still do"
+        )
+        update = self._emit("state_changed", track, at, source, state.status, detail=detail)
+        return replace(update, status_changed=moved)
 
     def _unknown_change(
         self, track: _Track, at: datetime, source: str | None, old: Status
@@ -382,39 +431,61 @@ class Tracker:
 
     def _unflap(self, track: _Track, at: datetime, source: str | None) -> list[StateUpdate]:
         state = track.state
-        if not state.flapping or not track.changes:
-            return []
+        if not state.flapping or not track.changes or state.status is Status.UNKNOWN:
+            return []  # while unknown, there is nothing stable to tell
         if (at - track.changes[-1]).total_seconds() < self.settings.flap_quiet:
             return []
         state.flapping = False
         old = track.flap_from or state.status
         track.flap_from = None
         track.changes.clear()
-        return [
-            self._emit(
-                "state_changed", track, at, source, old, detail="stable again after flapping"
-            )
-        ]
+        update = self._emit(
+            "state_changed", track, at, source, old, detail="stable again after flapping"
+        )
+        return [replace(update, status_changed=False)]  # it moved while flapping, not now
 
     # incidents -----------------------------------------------------------------
 
     def _incident(self, track: _Track, obs: Observation, *, already: bool) -> list[StateUpdate]:
+        """A new incident update is news once per provider, for users, within an episode (or
+        as the resolution of one that just closed: pages often resolve after recovery)."""
         incident = obs.incident
         if incident is None:
             return []
         prov = self._provider(obs.provider)
-        if incident.revision in prov.seen:
-            return []
-        previous_open = _was_open(prov, incident)
+        if incident.revision in prov.seen or track.state.status is Status.UNKNOWN:
+            return []  # (while unknown: told with the state change that ends it)
+        was_open = _was_open(prov, incident)
+        out: list[StateUpdate] = []
+        if not already and not track.state.flapping:
+            if prov.episode is not None and (was_open or not incident.resolved):
+                out.append(
+                    self._emit("incident_update", track, obs.at, obs.source, track.state.status)
+                )
+            elif incident.resolved and was_open and self._just_closed(prov, obs.at):
+                out.append(self._late_resolution(prov, track, obs))
         prov.seen[incident.revision] = None
         while len(prov.seen) > _SEEN_LIMIT:
             prov.seen.pop(next(iter(prov.seen)))
-        if already:
-            return []  # the state change that came with it carries the incident
-        announce = prov.episode is not None and (previous_open or not incident.resolved)
-        if not announce or track.state.flapping:
-            return []
-        return [self._emit("incident_update", track, obs.at, obs.source, track.state.status)]
+        return out
+
+    def _just_closed(self, prov: _ProviderTrack, at: datetime) -> bool:
+        closed = prov.closed
+        return (
+            closed is not None
+            and (at - closed[2]).total_seconds() <= self.settings.resolution_grace
+        )
+
+    def _late_resolution(
+        self, prov: _ProviderTrack, track: _Track, obs: Observation
+    ) -> StateUpdate:
+        """The resolution of an episode's incident after the episode closed: a last reply in
+        its thread."""
+        update = self._emit("incident_update", track, obs.at, obs.source, track.state.status)
+        assert update.event is not None
+        assert prov.closed is not None
+        update.event.episode, update.event.episode_started = prov.closed[0], prov.closed[1]
+        return update
 
     # events ----------------------------------------------------------------------
 
@@ -453,7 +524,13 @@ class Tracker:
             at=at,
             source=source,
             confirmed=state.confirmed,
-            incident=EventIncident.of(state.incident) if state.incident else None,
+            incident=(
+                EventIncident.of(
+                    state.incident, new_update=state.incident.revision not in prov.seen
+                )
+                if state.incident
+                else None
+            ),
             to=state.status,
             provider_name=self._names.get(state.provider, state.provider),
             component_name=state.name,
@@ -487,11 +564,17 @@ class Tracker:
             prov.episode_started = at
         elif prov.episode is not None and status is Status.OPERATIONAL and not flapping:
             closing = (prov.episode, prov.episode_started)
+            prov.closed = (prov.episode, prov.episode_started, at)
             prov.episode = prov.episode_started = None
         for t in self._tracks.values():
             if t.state.provider == provider:
                 t.state.episode, t.state.episode_started = prov.episode, prov.episode_started
         return closing
+
+
+def _carries_incident(updates: Sequence[StateUpdate]) -> bool:
+    """Whether users already get an event from this step (it carries the incident)."""
+    return any(u.event is not None and u.event.audience == "all" for u in updates)
 
 
 def _was_open(prov: _ProviderTrack, incident: Incident) -> bool:
