@@ -11,6 +11,7 @@ import pytest
 
 from bot.models import Observation, Status, utcnow
 from bot.sources import page_source_class
+from bot.sources.base import FetchLimits
 from bot.sources.gcloud import GcloudSource
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 
@@ -275,3 +276,11 @@ async def test_broken_feeds_are_unknown_with_a_diagnostic(
 
 def test_registry_finds_the_source() -> None:
     assert page_source_class("gcloud") is GcloudSource
+
+
+def test_the_byte_cap_never_cuts_the_whole_history_feed() -> None:
+    """incidents.json is Google Cloud's entire incident history: the usual cap is too small."""
+    source = GcloudSource(
+        "gemini", "https://status.cloud.google.com", limits=FetchLimits(max_bytes=1024)
+    )
+    assert source.limits.max_bytes == 64 * 1024 * 1024

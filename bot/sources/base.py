@@ -277,6 +277,8 @@ class PageSource(ABC):
 
     kind: SourceKind = SourceKind.PAGE
     kind_name: ClassVar[str]
+    #: The byte cap never goes below this for the platform (feeds that are whole histories).
+    body_floor: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -292,7 +294,10 @@ class PageSource(ABC):
         self.url = url.rstrip("/")
         self.watched = list(components) if components else None
         self.interval = interval
-        self.limits = limits or FetchLimits()
+        limits = limits or FetchLimits()
+        if limits.max_bytes < self.body_floor:
+            limits = FetchLimits(timeout=limits.timeout, max_bytes=self.body_floor)
+        self.limits = limits
         self.options = dict(options or {})
         self.id = f"{provider}:{self.kind_name}"
         self._names: dict[str, str] = {}

@@ -55,6 +55,8 @@ _SEVERITY = {
 
 class GcloudSource(PageSource):
     kind_name = "gcloud"
+    #: incidents.json is Google Cloud's whole incident history: megabytes, and growing.
+    body_floor = 64 * 1024 * 1024
 
     @property
     def feed_url(self) -> str:
