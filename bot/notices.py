@@ -229,20 +229,27 @@ def _flapping(event: Event) -> Notice:
 
 
 def _admin(event: Event) -> Notice:
-    titles = {
-        "watcher_health": "tocsin: watcher health",
-        "config_alert": f"tocsin: check the configuration of {event.provider}",
-    }
-    where = f"{event.provider_name or event.provider}/{event.component_name or event.component}"
-    title = titles.get(event.type, f"tocsin: {where} is {(event.to or Status.UNKNOWN).value}")
     return Notice(
         kind="admin",
         status=event.to or Status.UNKNOWN,
         provider=event.provider,
-        title=title,
+        title=_admin_title(event),
         text=event.detail or "",
         event_id=event.id,
     )
+
+
+def _admin_title(event: Event) -> str:
+    name = event.provider_name or event.provider
+    if event.type == "watcher_health":
+        return "tocsin: watcher health"
+    if event.type == "config_alert":
+        return f"tocsin: check the probe configuration of {name}"
+    source = (event.source or "").split(":")[-1] or "source"
+    what = "probe" if source == "probe" else f"status page ({source})"
+    if event.to is Status.UNKNOWN:
+        return f"tocsin: cannot read {name}'s {what}"
+    return f"tocsin: {name}'s {what} is readable again"
 
 
 def _drill(event: Event) -> Notice:

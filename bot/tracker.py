@@ -84,6 +84,8 @@ class _Track:
     probe_source: str | None = None
     #: Not observed yet in this process (and not restored): a broken first read is news.
     fresh: bool = True
+    #: Whether this step's change of source readability is news for the admins.
+    admin_news: bool = True
 
 
 @dataclass(slots=True)
@@ -114,6 +116,8 @@ class Tracker:
         self._tracks: dict[str, _Track] = {}
         self._providers: dict[str, _ProviderTrack] = {}
         self._network_suspect = False
+        #: Page sources that cannot be read now, with why.
+        self._broken: dict[str, str] = {}
 
     # ----------------------------------------------------------------- public
 
@@ -188,12 +192,24 @@ class Tracker:
             self._read_page(state, obs)
         state.detail = obs.detail
         broken_first_read = obs.status is Status.UNKNOWN and bool(obs.detail)
+        track.admin_news = self._source_news(obs)
         out.extend(self._settle(track, obs.at, obs.source, broken_first_read))
         out.extend(self._unflap(track, obs.at, obs.source))
         out.extend(self._incident(track, obs, already=_carries_incident(out)))
         if not out:
             out.append(StateUpdate(state=state.model_copy(deep=True)))
         return out
+
+    def _source_news(self, obs: Observation) -> bool:
+        """Whether a page observation changes its source's readability: admins hear of a
+        broken (or mended) source once, not once per component it feeds."""
+        if obs.kind is not SourceKind.PAGE:
+            return True
+        if obs.status is Status.UNKNOWN:
+            news = obs.source not in self._broken
+            self._broken[obs.source] = obs.detail or ""
+            return news
+        return self._broken.pop(obs.source, None) is not None
 
     @staticmethod
     def _read_page(state: ComponentState, obs: Observation) -> None:
@@ -398,8 +414,13 @@ class Tracker:
     def _unknown_change(
         self, track: _Track, at: datetime, source: str | None, old: Status
     ) -> StateUpdate:
-        """Into or out of ``unknown``: the admins hear of it, the channels do not."""
+        """Into or out of ``unknown``: the admins hear of it (once per source), the channels
+        do not."""
         state = track.state
+        if not track.admin_news:
+            return StateUpdate(
+                state=state.model_copy(deep=True), status_changed=old != state.status
+            )
         detail = (
             state.detail
             if state.status is Status.UNKNOWN

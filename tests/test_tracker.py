@@ -1735,3 +1735,20 @@ def test_property_status_changed_means_the_status_moved(
         key = update.state.key
         assert update.status_changed == (update.state.status != previous.get(key, UNKNOWN))
         previous[key] = update.state.status
+
+
+def test_a_broken_source_feeding_many_components_is_one_admin_notice() -> None:
+    tracker = Tracker()
+    components = ("chat", "files", "audio")
+    feed(tracker, *(page("acme", 0, OPERATIONAL, component=c) for c in components))
+    broken = feed(tracker, *(page("acme", 10, UNKNOWN, component=c) for c in components))
+    assert [(e.type, e.audience) for e in events(broken)] == [("state_changed", "admins")]
+    assert {u.state.status for u in broken} == {UNKNOWN}  # every component says so
+    mended = feed(tracker, *(page("acme", 20, OPERATIONAL, component=c) for c in components))
+    assert [(e.type, e.audience, e.to) for e in events(mended)] == [
+        ("state_changed", "admins", OPERATIONAL)
+    ]
+    assert {u.state.status for u in mended} == {OPERATIONAL}
+    # broken again later: news again
+    again = feed(tracker, *(page("acme", 30, UNKNOWN, component=c) for c in components))
+    assert len(events(again)) == 1
