@@ -17,7 +17,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
+from bot.answers import Answers
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.frontends import Frontend
 from bot.logs import get_logger, register_secrets
 from bot.models import SourceKind
 from bot.notify import Target
@@ -26,9 +28,11 @@ from bot.sources import SourcePlan, build_sources
 from bot.store import Store, StoreUnavailable, make_store
 from bot.watcher import Watcher, WatcherSettings, tracker_for
 from config.schema import TocsinConfig
-from handlers import build_targets
+from handlers import build_targets, command_frontends
 
 Role = Literal["all", "watcher", "notifier", "bot"]
+
+
 log = get_logger("tocsin")
 
 
@@ -82,6 +86,8 @@ class Runtime:
     watcher: Watcher | None = None
     dispatcher: Dispatcher | None = None
     health: Health | None = None
+    #: Chat command front ends (Slack, Discord): started and stopped with the runtime.
+    frontends: list[Frontend] = field(default_factory=list)
     runner: web.AppRunner | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -127,6 +133,8 @@ def assemble(
         runtime.dispatcher = Dispatcher(
             store, runtime.targets, context, DispatcherSettings(consumer=instance)
         )
+    if role in ("all", "bot"):
+        runtime.frontends = command_frontends(config, Answers(config, store, runtime.probed))
     watcher = runtime.watcher
     runtime.health = Health(
         store=store,
@@ -143,8 +151,11 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     try:
         await _open_store(runtime, stop)
         if config.server.enabled and runtime.health is not None:
-            app = build_app(config, runtime.store, runtime.health)
+            extra = [route for frontend in runtime.frontends for route in frontend.routes()]
+            app = build_app(config, runtime.store, runtime.health, extra)
             runtime.runner = await start_server(app, config.server.host, config.server.port)
+        for frontend in runtime.frontends:
+            await frontend.start()
         if runtime.watcher is not None:
             runtime.tasks.append(asyncio.create_task(runtime.watcher.run(stop), name="watcher"))
         if runtime.dispatcher is not None:
@@ -172,6 +183,9 @@ async def _open_store(runtime: Runtime, stop: asyncio.Event) -> None:
 
 
 async def _shutdown(runtime: Runtime) -> None:
+    for frontend in runtime.frontends:
+        with suppress(Exception):
+            await frontend.stop()
     for task in runtime.tasks:
         with suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -374,6 +376,36 @@ async def _drill(cfg: TocsinConfig) -> dict[str, str]:
         return dict(outcomes)
     finally:
         await store.close()
+
+
+# ------------------------------------------------------------------ slack-manifest
+
+
+@app.command("slack-manifest")
+def slack_manifest(
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="URL",
+            help="Use HTTP mode: tocsin's public base URL (commands go to URL/slack/events). "
+            "Default: Socket Mode (no public URL needed).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of YAML.")] = False,
+    name: Annotated[str, typer.Option(help="The app's name in Slack.")] = "tocsin",
+) -> None:
+    """Print a ready Slack app manifest (scopes, commands, Socket Mode flag)."""
+    from handlers.slack.manifest import manifest
+
+    if http is not None and not http.startswith(("https://", "http://")):
+        err.print(
+            "[bold red]error:[/] --http takes tocsin's public base URL, like https://tocsin.example.com"
+        )
+        raise typer.Exit(2)
+    document = manifest(socket_mode=http is None, url=http, name=name)
+    text = json.dumps(document, indent=2) if as_json else yaml.safe_dump(document, sort_keys=False)
+    out.print(text, markup=False, highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console script entry

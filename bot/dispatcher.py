@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -43,6 +43,7 @@ from config.schema import TocsinConfig
 
 log = get_logger("tocsin.dispatcher")
 
+_T = TypeVar("_T")
 Outcome = Literal["delivered", "reconciled", "duplicate", "skipped", "dead"]
 
 
@@ -322,12 +323,14 @@ class Dispatcher:
             return "duplicate"
         delivery = await self._delivery(event, intent, thread, redelivery)
         if redelivery:
-            found = await target.notifier.find_sent(target, delivery)
+            found = await self._reconcile(target, delivery)
             if found is not None:
                 await self._record(target, delivery, found)
                 return "reconciled"
         try:
-            receipt = await self._send(target, delivery)
+            receipt = await self._retrying(
+                target, delivery, lambda: target.notifier.deliver(target, delivery)
+            )
         except PermanentError as exc:
             await self._dead(target, delivery, str(exc))
             return "dead"
@@ -359,7 +362,31 @@ class Dispatcher:
         root = await notice("root") if edits_root else None
         return Delivery(event, await notice("message"), intent, thread, root, redelivery)
 
-    async def _send(self, target: Target, delivery: Delivery) -> Receipt:
+    async def _reconcile(self, target: Target, delivery: Delivery) -> Receipt | None:
+        """Did a process that died already post this? Asked with the same retries as a send:
+        guessing "no" while the platform is down could post it twice."""
+        try:
+            return await self._retrying(
+                target, delivery, lambda: target.notifier.find_sent(target, delivery)
+            )
+        except PermanentError as exc:
+            log.warning(
+                "cannot tell whether a notice was already posted; posting it",
+                target=target.label,
+                event_id=delivery.event.id,
+                reason=str(exc),
+            )
+            return None
+
+    async def _retrying(
+        self,
+        target: Target,
+        delivery: Delivery,
+        call: Callable[[], Awaitable[_T]],
+    ) -> _T:
+        """``call`` until it works: retryable errors wait (Retry-After when given, else
+        exponential backoff with jitter), permanent ones are raised, and a notifier's bug
+        gets a few tries before it counts as permanent."""
         unexpected = 0
 
         def wait(state: RetryCallState) -> float:
@@ -393,7 +420,7 @@ class Dispatcher:
         async for attempt in retrying:
             with attempt:
                 try:
-                    return await target.notifier.deliver(target, delivery)
+                    return await call()
                 except (RetryableError, PermanentError):
                     raise
                 except Exception as exc:  # a bug in a notifier must not lose the notice

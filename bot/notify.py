@@ -93,7 +93,8 @@ class Notifier(Protocol):
         """After a crash: the message this event already produced there, if any.
 
         Platforms without idempotency keys (Slack's chat.postMessage) look for the event id
-        in recent messages' metadata; others return ``None``.
+        in recent messages' metadata, and finish what a found delivery left undone if that
+        is idempotent (an edit); others return ``None``. Errors as for :meth:`deliver`.
         """
         ...
 

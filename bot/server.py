@@ -6,7 +6,7 @@ the same app. Everything here answers from the store, never from a live check.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -44,8 +44,19 @@ class Health:
         return report
 
 
-def build_app(config: TocsinConfig, store: Store, health: Health) -> web.Application:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(
+    config: TocsinConfig,
+    store: Store,
+    health: Health,
+    extra: Sequence[tuple[str, str, Handler]] = (),
+) -> web.Application:
+    """The app; ``extra`` routes come from the edges (Slack's HTTP mode)."""
     app = web.Application()
+    for method, path, handler in extra:
+        app.router.add_route(method, path, handler)
     routes = _Routes(config, store, health)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/readyz", routes.readyz)

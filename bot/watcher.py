@@ -235,6 +235,8 @@ class Watcher:
             self._running.add(task)
         try:
             await self.run_source(source)
+        except asyncio.CancelledError:
+            return  # stopping (shutdown or lost lease): the round is simply not recorded
         finally:
             if task is not None:
                 self._running.discard(task)

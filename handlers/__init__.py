@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.answers import Answers
+from bot.frontends import Frontend
 from bot.notify import Target
 from config.schema import TocsinConfig
-from handlers import console
+from handlers import console, slack
 
 
 def build_targets(config: TocsinConfig, **context: Any) -> list[Target]:
     """Every target the config asks for, console first."""
     found: list[Target] = []
-    for platform in (console,):
+    for platform in (console, slack):
         found.extend(platform.targets(config, **context))
     return found
+
+
+def command_frontends(config: TocsinConfig, answers: Answers) -> list[Frontend]:
+    """The chat platforms' command sides the config enables."""
+    found: list[Frontend | None] = [slack.commands(config, answers)]
+    return [frontend for frontend in found if frontend is not None]

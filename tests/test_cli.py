@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.models import ComponentState, Incident, StateUpdate, Status
 from bot.store import RedisStore
@@ -182,18 +183,30 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert "validate" in sub.out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: DESIGN.md's outside interface lists `tocsin slack-manifest` (a ready Slack app "
-        "manifest); the CLI has no such command: `tocsin slack-manifest` exits 2 with "
-        "\"No such command 'slack-manifest'\" and `tocsin --help` does not list it"
-    ),
-)
 def test_slack_manifest_command_exists(tmp_path: Path) -> None:
     result = tocsin("slack-manifest", cwd=tmp_path)
     assert result.code == 0, result
-    assert "/status" in result.out
+    manifest = yaml.safe_load(result.out)
+    commands = {c["command"]: c for c in manifest["features"]["slash_commands"]}
+    assert set(commands) == {"/status", "/fallback"}
+    assert all("url" not in c for c in commands.values())  # Socket Mode: no public URL
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert {"chat:write", "commands", "channels:history"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )
+
+
+def test_slack_manifest_for_http_mode(tmp_path: Path) -> None:
+    result = tocsin(
+        "slack-manifest", "--http", "https://tocsin.example.com/", "--json", cwd=tmp_path
+    )
+    assert result.code == 0, result
+    manifest = json.loads(result.out)
+    urls = {c["url"] for c in manifest["features"]["slash_commands"]}
+    assert urls == {"https://tocsin.example.com/slack/events"}
+    assert manifest["settings"]["socket_mode_enabled"] is False
+    bad = tocsin("slack-manifest", "--http", "tocsin.example.com", cwd=tmp_path)
+    assert bad.code == 2
 
 
 # -- config validate ---------------------------------------------------------------------------

@@ -1,0 +1,334 @@
+"""Block Kit for notices and command answers, within Slack's limits.
+
+Slack's documented limits (api.slack.com/reference/block-kit): at most 50 blocks, a header's
+plain text ≤ 150 characters, a section's text ≤ 3000, at most 10 fields of ≤ 2000 each, at most
+10 context elements; a message's top-level ``text`` (the notification and fallback) should stay
+well under 40,000 (we keep it under 3000). Every piece is clipped here, so no provider payload,
+however long, makes Slack refuse a notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.answers import (
+    Answer,
+    FallbackAnswer,
+    Help,
+    Overview,
+    ProviderDetail,
+    TroubleFallbacks,
+    UnknownProvider,
+)
+from bot.models import Status, utcnow
+from bot.notices import EMOJI, FallbackOption, Notice
+from bot.notify import Intent
+from bot.queries import ProviderRow
+from config.durations import humanize
+
+HEADER_MAX = 150
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+FIELDS_MAX = 10
+BLOCKS_MAX = 50
+CONTEXT_MAX = 10
+TEXT_MAX = 3000
+
+COLORS = {
+    Status.OPERATIONAL: "#1a7f37",
+    Status.DEGRADED: "#bf8700",
+    Status.PARTIAL_OUTAGE: "#d1581b",
+    Status.MAJOR_OUTAGE: "#cf222e",
+    Status.MAINTENANCE: "#0969da",
+    Status.UNKNOWN: "#6e7781",
+}
+OTHER_COLOR = "#8250df"  # admin notices, flapping, drills
+METADATA_TYPE = "tocsin_notice"
+
+Message = dict[str, Any]
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape(text: str) -> str:
+    """mrkdwn treats &, < and > as control characters (links, mentions)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str | None, label: str | None) -> str:
+    if not url:
+        return escape(label or "")
+    safe = url.replace(">", "%3E").replace("|", "%7C")
+    return f"<{safe}|{escape(label or url)}>"
+
+
+# ------------------------------------------------------------------------- notices
+
+
+def notice_message(
+    notice: Notice, intent: Intent, *, mention: str | None = None, event_id: str | None = None
+) -> Message:
+    """``chat.postMessage``/``chat.update`` arguments for a notice: a colour bar by severity,
+    Block Kit inside, a plain-text fallback (with the mention, which is what notifies)."""
+    prefix = f"<!{mention}> " if mention else ""
+    blocks: list[dict[str, Any]] = [_header(f"{notice.emoji} {notice.title}")]
+    if notice.text or prefix:
+        blocks.append(_section(prefix + escape(notice.text)))
+    if notice.fields:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    _mrkdwn(clip(f"*{escape(name)}*\n{escape(value)}", FIELD_MAX))
+                    for name, value in notice.fields[:FIELDS_MAX]
+                ],
+            }
+        )
+    if notice.fallbacks:
+        blocks.append(
+            _section("*Fall back to:* " + ", ".join(_option(o) for o in notice.fallbacks))
+        )
+    context = []
+    if notice.url:
+        context.append(_mrkdwn(link(notice.url, notice.url_label or "Status page")))
+    context.append(_mrkdwn(f"tocsin · {_intent_label(intent)} · event `{notice.event_id[:12]}`"))
+    blocks.append({"type": "context", "elements": context[:CONTEXT_MAX]})
+    color = (
+        COLORS[notice.status] if notice.kind not in ("admin", "flapping", "drill") else OTHER_COLOR
+    )
+    return {
+        "text": clip(prefix + notice.plain, TEXT_MAX),
+        "attachments": [
+            {
+                "color": color,
+                "blocks": blocks[:BLOCKS_MAX],
+                "fallback": clip(notice.plain, TEXT_MAX),
+            }
+        ],
+        "metadata": notice_metadata(event_id or notice.event_id, intent),
+    }
+
+
+def notice_metadata(event_id: str, intent: Intent) -> dict[str, Any]:
+    """Message metadata carrying the event id: how a restarted tocsin finds what it posted."""
+    return {
+        "event_type": METADATA_TYPE,
+        "event_payload": {"event_id": event_id, "intent": intent.value},
+    }
+
+
+def _intent_label(intent: Intent) -> str:
+    return {
+        Intent.OPEN: "new",
+        Intent.UPDATE: "update",
+        Intent.RESOLVE: "resolved",
+        Intent.NOTICE: "notice",
+    }[intent]
+
+
+def _option(option: FallbackOption) -> str:
+    latency = f", {option.latency_ms:.0f} ms" if option.latency_ms is not None else ""
+    return f"{EMOJI[option.status]} {escape(option.name)} ({option.status.label.lower()}{latency})"
+
+
+# ------------------------------------------------------------------------- answers
+
+
+def answer_message(answer: Answer) -> Message:
+    """The response to a slash command (ephemeral: only the asker sees it)."""
+    if isinstance(answer, Overview):
+        blocks = _overview(answer)
+    elif isinstance(answer, ProviderDetail):
+        blocks = _detail(answer)
+    elif isinstance(answer, FallbackAnswer):
+        blocks = _fallback(answer)
+    elif isinstance(answer, TroubleFallbacks):
+        blocks = _trouble(answer)
+    elif isinstance(answer, UnknownProvider):
+        blocks = [_section(f":warning: {answer.message}")]
+    else:
+        blocks = _help(answer)
+    return {
+        "response_type": "ephemeral",
+        "text": clip(_plain(blocks), TEXT_MAX),
+        "blocks": blocks[:BLOCKS_MAX],
+    }
+
+
+def _overview(answer: Overview) -> list[dict[str, Any]]:
+    if not answer.rows:
+        return [_section("No providers are watched. Add some to the `providers` list.")]
+    headline = (
+        "All watched providers are operational."
+        if not answer.trouble
+        else f"{len(answer.trouble)} of {len(answer.rows)} providers have trouble."
+    )
+    lines = [_row_line(row) for row in answer.rows]
+    return [
+        _header("AI provider status"),
+        _section(headline),
+        *_sections(lines),
+        _context(f"from tocsin's store · {_clock(answer.at)} · /status <provider> for details"),
+    ]
+
+
+def _row_line(row: ProviderRow) -> str:
+    status = row.status.label.lower()
+    if row.status.is_outage:
+        status += " (confirmed)" if row.confirmed else " (suspected)"
+    since = (
+        f" for {humanize((utcnow() - row.since).total_seconds())}"
+        if row.since and row.status.is_outage
+        else ""
+    )
+    incident = f" · {link(row.incident.url, row.incident.title)}" if row.incident else ""
+    return f"{EMOJI[row.status]} *{escape(row.name)}* (`{row.id}`): {status}{since}{incident}"
+
+
+def _detail(answer: ProviderDetail) -> list[dict[str, Any]]:
+    row = answer.row
+    fields = [
+        (
+            "Status",
+            row.status.label
+            + (
+                (" (confirmed)" if row.confirmed else " (suspected)")
+                if row.status.is_outage
+                else ""
+            ),
+        )
+    ]
+    if row.since:
+        fields.append(("Since", _clock(row.since)))
+    fields.append(("Uptime (24 h)", _percent(answer.uptime)))
+    if row.latency_ms is not None:
+        fields.append(("Probe latency", f"{row.latency_ms:.0f} ms"))
+    blocks: list[dict[str, Any]] = [
+        _header(f"{EMOJI[row.status]} {row.name}"),
+        {"type": "section", "fields": [_mrkdwn(f"*{n}*\n{escape(v)}") for n, v in fields]},
+    ]
+    lines = [
+        f"{EMOJI[c.state.status]} {escape(c.state.display_name)}: {c.state.status.label.lower()}"
+        f" · {_percent(c.uptime)} up"
+        + (f" · _{escape(clip(c.state.detail, 200))}_" if c.state.detail else "")
+        for c in answer.components
+    ]
+    blocks += _sections(["*Components*", *lines] if lines else ["_No data yet._"])
+    if row.incident:
+        incident = row.incident
+        text = f"*Incident:* {link(incident.url, incident.title)} ({escape(incident.status)})"
+        if incident.update:
+            text += f"\n>{escape(clip(' '.join(incident.update.split()), 1500))}"
+        blocks.append(_section(text))
+    if answer.fallbacks:
+        blocks.append(_section("*Fallbacks:* " + ", ".join(_option(o) for o in answer.fallbacks)))
+    if answer.status_url:
+        blocks.append(_context(link(answer.status_url, "Status page")))
+    return blocks
+
+
+def _fallback(answer: FallbackAnswer) -> list[dict[str, Any]]:
+    row = answer.row
+    blocks = [
+        _header(f"Fallbacks for {row.name}"),
+        _section(f"{EMOJI[row.status]} {escape(row.name)} is {row.status.label.lower()}."),
+    ]
+    if not answer.options:
+        blocks.append(
+            _section(f"No fallback group is configured for `{row.id}` (set `fallbacks`).")
+        )
+        return blocks
+    lines = []
+    for rank, option in enumerate(answer.options, 1):
+        latency = f" · {option.latency_ms:.0f} ms" if option.latency_ms is not None else ""
+        key = " · :key: your key" if option.has_key else ""
+        lines.append(
+            f"{rank}. {EMOJI[option.status]} *{escape(option.name)}* (`{option.provider}`): "
+            f"{option.status.label.lower()}{latency}{key}"
+        )
+    blocks += _sections(lines)
+    if answer.litellm:
+        blocks.append(_section(f"*LiteLLM*\n```{answer.litellm}```"))
+    if answer.openrouter:
+        blocks.append(_section(f"*OpenRouter*\n```{answer.openrouter}```"))
+    return blocks
+
+
+def _trouble(answer: TroubleFallbacks) -> list[dict[str, Any]]:
+    if not answer.answers:
+        return [
+            _section(
+                "Every watched provider is operational: no fallback needed. "
+                "`/fallback <provider>` shows a provider's group anyway."
+            )
+        ]
+    blocks: list[dict[str, Any]] = []
+    for one in answer.answers:
+        blocks += _fallback(one)
+    return blocks
+
+
+def _help(answer: Help) -> list[dict[str, Any]]:
+    lines = [f"`{command}`: {escape(what)}" for command, what in answer.commands]
+    providers = ", ".join(f"`{p}`" for p in answer.providers) or "none"
+    return [_header("tocsin commands"), *_sections(lines), _context(f"Providers: {providers}")]
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": clip(text, HEADER_MAX), "emoji": True},
+    }
+
+
+def _mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _mrkdwn(clip(text, SECTION_MAX))}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [_mrkdwn(clip(text, SECTION_MAX))]}
+
+
+def _sections(lines: Sequence[str]) -> list[dict[str, Any]]:
+    """Lines packed into as few sections as the 3000-character limit allows."""
+    blocks: list[dict[str, Any]] = []
+    current = ""
+    for line in lines:
+        line = clip(line, SECTION_MAX)
+        if current and len(current) + 1 + len(line) > SECTION_MAX:
+            blocks.append(_section(current))
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        blocks.append(_section(current))
+    return blocks
+
+
+def _plain(blocks: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            parts.append(str(text.get("text", "")))
+        for element in block.get("fields", []) + block.get("elements", []):
+            parts.append(str(element.get("text", "")))
+    return "\n".join(p for p in parts if p)
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.2f}%"
+
+
+def _clock(at: datetime) -> str:
+    return at.strftime("%H:%M UTC")
