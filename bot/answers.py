@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.models import ComponentState, Status, utcnow
-from bot.notices import FallbackOption
+from bot.notices import EMOJI, FallbackOption
 from bot.queries import ProviderRow, fallback_options, provider_row, provider_rows
 from bot.store import Store
 from bot.store.base import uptime
@@ -37,10 +37,23 @@ class Overview:
         return tuple(r for r in self.rows if r.status.is_outage or r.status is Status.MAINTENANCE)
 
 
+def percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.2f}%"
+
+
 @dataclass(frozen=True, slots=True)
 class ComponentLine:
     state: ComponentState
     uptime: float | None
+
+    @property
+    def summary(self) -> str:
+        """``🔴 Claude API: major outage · 97.50% up``."""
+        state = self.state
+        return (
+            f"{EMOJI[state.status]} {state.display_name}: {state.status.label.lower()} "
+            f"· {percent(self.uptime)} up"
+        )
 
 
 @dataclass(frozen=True, slots=True)

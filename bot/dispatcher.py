@@ -316,6 +316,10 @@ class Dispatcher:
     async def process(self, target: Target, event: Event, *, redelivery: bool = False) -> Outcome:
         """The pipeline for one (event, target). Never raises (but may be cancelled)."""
         thread = await self._thread(event, target)
+        if thread is not None and thread.get("event") == event.id:
+            # this event opened the thread: it was delivered, the mark did not get written
+            await self._until_store(self.store.mark_sent, event.id, target.key, "thread")
+            return "reconciled"
         intent = route(event, target, thread)
         if intent is None:
             return "skipped"
@@ -434,7 +438,8 @@ class Dispatcher:
     async def _record(self, target: Target, delivery: Delivery, receipt: Receipt) -> None:
         event = delivery.event
         if delivery.intent is Intent.OPEN and event.episode:
-            await self._until_store(self.store.set_thread, event.episode, target.key, receipt.ref)
+            ref = {**receipt.ref, "event": event.id}  # which event opened it (see process)
+            await self._until_store(self.store.set_thread, event.episode, target.key, ref)
         await self._until_store(
             self.store.mark_sent, event.id, target.key, json.dumps(receipt.ref) or "1"
         )

@@ -44,6 +44,21 @@ class FallbackOption:
         latency = f", {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
         return f"{self.name} ({self.status.label.lower()}{latency})"
 
+    @property
+    def summary(self) -> str:
+        """``✅ OpenAI (operational, 230 ms)``: how notices list it."""
+        return f"{EMOJI[self.status]} {self.label}"
+
+    @property
+    def facts(self) -> str:
+        """``operational · 230 ms · your key``: how /fallback ranks it."""
+        parts = [self.status.label.lower()]
+        if self.latency_ms is not None:
+            parts.append(f"{self.latency_ms:.0f} ms")
+        if self.has_key:
+            parts.append("🔑 your key")
+        return " · ".join(parts)
+
 
 @dataclass(frozen=True, slots=True)
 class Notice:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from bot.models import ComponentState, Incident, Status, worst
 from bot.notices import FallbackOption
+from config.durations import humanize
 from config.schema import ProviderConfig, TocsinConfig
 
 #: Order in which alternatives are recommended: healthy first, unknown after degraded.
@@ -40,6 +41,20 @@ class ProviderRow:
     @property
     def confirmed(self) -> bool:
         return any(c.confirmed for c in self.components)
+
+    @property
+    def status_text(self) -> str:
+        """``major outage (suspected)``: the status, and who says so when it is an outage."""
+        text = self.status.label.lower()
+        if self.status.is_outage:
+            text += " (confirmed)" if self.confirmed else " (suspected)"
+        return text
+
+    def outage_for(self, now: datetime) -> str | None:
+        """How long the current outage has lasted (``None`` when there is none)."""
+        if not self.status.is_outage or self.since is None:
+            return None
+        return humanize((now - self.since).total_seconds())
 
 
 def provider_row(provider: ProviderConfig, states: Mapping[str, ComponentState]) -> ProviderRow:

@@ -12,18 +12,21 @@ from bot.answers import Answers
 from bot.frontends import Frontend
 from bot.notify import Target
 from config.schema import TocsinConfig
-from handlers import console, slack
+from handlers import console, discord, slack
 
 
 def build_targets(config: TocsinConfig, **context: Any) -> list[Target]:
     """Every target the config asks for, console first."""
     found: list[Target] = []
-    for platform in (console, slack):
+    for platform in (console, slack, discord):
         found.extend(platform.targets(config, **context))
     return found
 
 
 def command_frontends(config: TocsinConfig, answers: Answers) -> list[Frontend]:
     """The chat platforms' command sides the config enables."""
-    found: list[Frontend | None] = [slack.commands(config, answers)]
+    found: list[Frontend | None] = [
+        slack.commands(config, answers),
+        discord.commands(config, answers),
+    ]
     return [frontend for frontend in found if frontend is not None]

@@ -155,7 +155,7 @@ async def test_an_episode_opens_updates_and_resolves_in_one_thread(store: Store)
     assert platform.posts[0].title == "Acme AI: major outage (suspected)"
     assert platform.posts[2].title == "Acme AI: recovered"
     assert [title for _, _, title in platform.edits][-1].startswith("Resolved: Acme AI (lasted 3m")
-    assert await store.get_thread("acme:ep1", "chat:C1") == {"ts": root}
+    assert await store.get_thread("acme:ep1", "chat:C1") == {"ts": root, "event": opening.id}
 
 
 async def test_routes_respect_providers_min_status_and_admin(store: Store) -> None:
@@ -277,7 +277,10 @@ async def test_a_redelivered_entry_is_not_posted_twice(store: Store) -> None:
         await second.wait_for(second.done(event, 1))
     assert [o for _, _, o in second.outcomes] == ["reconciled"]
     assert len(platform.for_target("chat:C1")) == 1
-    assert await store.get_thread("acme:ep1", "chat:C1") == {"ts": platform.posts[0].ts}
+    assert await store.get_thread("acme:ep1", "chat:C1") == {
+        "ts": platform.posts[0].ts,
+        "event": event.id,
+    }
     assert await store.pending_own("notifiers", "one", 10) == []
 
 
@@ -329,3 +332,30 @@ async def test_deliveries_wait_out_a_redis_restart(own_redis: RedisServer) -> No
         await h.wait_for(h.done(second, 1), timeout=20)
     assert [p.intent for p in platform.posts] == [Intent.OPEN, Intent.RESOLVE]
     await store.close()
+
+
+async def test_a_crash_between_recording_the_thread_and_the_mark_is_no_duplicate(
+    store: Store,
+) -> None:
+    """The thread ref names the event that opened it: a redelivery of that event is done."""
+    platform = RecordingNotifier()
+    channel = platform.target("chat:C1")
+    opening = _event(Status.MAJOR_OUTAGE)
+    async with Harness(store, [channel]) as h:
+        await _publish(store, opening)
+        await h.wait_for(h.done(opening, 1))
+    await _forget_mark(store, opening.id, "chat:C1")
+    assert await store.sent(opening.id, "chat:C1") is None
+    harness = Harness(store, [channel])
+    outcome = await harness.dispatcher.process(channel, opening, redelivery=True)
+    assert outcome == "reconciled"
+    assert len(platform.posts) == 1
+    assert await store.sent(opening.id, "chat:C1") is not None
+
+
+async def _forget_mark(store: Store, event_id: str, target: str) -> None:
+    """As if the process died before writing the idempotency mark."""
+    if isinstance(store, RedisStore):
+        await store.redis.delete(store.keys.sent(event_id, target))
+    else:
+        await store.delete_value(f"sent:{event_id}:{target}")

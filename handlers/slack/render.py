@@ -21,12 +21,12 @@ from bot.answers import (
     ProviderDetail,
     TroubleFallbacks,
     UnknownProvider,
+    percent,
 )
 from bot.models import Status, utcnow
 from bot.notices import EMOJI, FallbackOption, Notice
 from bot.notify import Intent
 from bot.queries import ProviderRow
-from config.durations import humanize
 
 HEADER_MAX = 150
 SECTION_MAX = 3000
@@ -131,8 +131,7 @@ def _intent_label(intent: Intent) -> str:
 
 
 def _option(option: FallbackOption) -> str:
-    latency = f", {option.latency_ms:.0f} ms" if option.latency_ms is not None else ""
-    return f"{EMOJI[option.status]} {escape(option.name)} ({option.status.label.lower()}{latency})"
+    return escape(option.summary)
 
 
 # ------------------------------------------------------------------------- answers
@@ -177,34 +176,20 @@ def _overview(answer: Overview) -> list[dict[str, Any]]:
 
 
 def _row_line(row: ProviderRow) -> str:
-    status = row.status.label.lower()
-    if row.status.is_outage:
-        status += " (confirmed)" if row.confirmed else " (suspected)"
-    since = (
-        f" for {humanize((utcnow() - row.since).total_seconds())}"
-        if row.since and row.status.is_outage
-        else ""
-    )
+    lasted = row.outage_for(utcnow())
+    since = f" for {lasted}" if lasted else ""
     incident = f" · {link(row.incident.url, row.incident.title)}" if row.incident else ""
-    return f"{EMOJI[row.status]} *{escape(row.name)}* (`{row.id}`): {status}{since}{incident}"
+    return (
+        f"{EMOJI[row.status]} *{escape(row.name)}* (`{row.id}`): {row.status_text}{since}{incident}"
+    )
 
 
 def _detail(answer: ProviderDetail) -> list[dict[str, Any]]:
     row = answer.row
-    fields = [
-        (
-            "Status",
-            row.status.label
-            + (
-                (" (confirmed)" if row.confirmed else " (suspected)")
-                if row.status.is_outage
-                else ""
-            ),
-        )
-    ]
+    fields = [("Status", row.status_text)]
     if row.since:
         fields.append(("Since", _clock(row.since)))
-    fields.append(("Uptime (24 h)", _percent(answer.uptime)))
+    fields.append(("Uptime (24 h)", percent(answer.uptime)))
     if row.latency_ms is not None:
         fields.append(("Probe latency", f"{row.latency_ms:.0f} ms"))
     blocks: list[dict[str, Any]] = [
@@ -212,9 +197,7 @@ def _detail(answer: ProviderDetail) -> list[dict[str, Any]]:
         {"type": "section", "fields": [_mrkdwn(f"*{n}*\n{escape(v)}") for n, v in fields]},
     ]
     lines = [
-        f"{EMOJI[c.state.status]} {escape(c.state.display_name)}: {c.state.status.label.lower()}"
-        f" · {_percent(c.uptime)} up"
-        + (f" · _{escape(clip(c.state.detail, 200))}_" if c.state.detail else "")
+        escape(c.summary) + (f" · _{escape(clip(c.state.detail, 200))}_" if c.state.detail else "")
         for c in answer.components
     ]
     blocks += _sections(["*Components*", *lines] if lines else ["_No data yet._"])
@@ -235,22 +218,19 @@ def _fallback(answer: FallbackAnswer) -> list[dict[str, Any]]:
     row = answer.row
     blocks = [
         _header(f"Fallbacks for {row.name}"),
-        _section(f"{EMOJI[row.status]} {escape(row.name)} is {row.status.label.lower()}."),
+        _section(f"{EMOJI[row.status]} {escape(row.name)} is {row.status_text}."),
     ]
     if not answer.options:
         blocks.append(
             _section(f"No fallback group is configured for `{row.id}` (set `fallbacks`).")
         )
         return blocks
-    lines = []
-    for rank, option in enumerate(answer.options, 1):
-        latency = f" · {option.latency_ms:.0f} ms" if option.latency_ms is not None else ""
-        key = " · :key: your key" if option.has_key else ""
-        lines.append(
-            f"{rank}. {EMOJI[option.status]} *{escape(option.name)}* (`{option.provider}`): "
-            f"{option.status.label.lower()}{latency}{key}"
-        )
-    blocks += _sections(lines)
+    blocks += _sections(
+        [
+            f"{rank}. {EMOJI[o.status]} *{escape(o.name)}* (`{o.provider}`): {escape(o.facts)}"
+            for rank, o in enumerate(answer.options, 1)
+        ]
+    )
     if answer.litellm:
         blocks.append(_section(f"*LiteLLM*\n```{answer.litellm}```"))
     if answer.openrouter:
@@ -324,10 +304,6 @@ def _plain(blocks: Sequence[dict[str, Any]]) -> str:
         for element in block.get("fields", []) + block.get("elements", []):
             parts.append(str(element.get("text", "")))
     return "\n".join(p for p in parts if p)
-
-
-def _percent(share: float | None) -> str:
-    return "n/a" if share is None else f"{share * 100:.2f}%"
 
 
 def _clock(at: datetime) -> str:

@@ -1,0 +1,84 @@
+"""Discord: notices by bot or channel webhook (notifier), /status and /fallback as application
+commands through the gateway (bot)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import discord.http
+
+from bot.answers import Answers
+from bot.logs import get_logger
+from bot.notify import Route, Target
+from config.schema import DiscordConfig, TocsinConfig
+from handlers.discord.bot import DiscordBot
+from handlers.discord.notifier import WEBHOOK_PATH, BotNotifier, WebhookNotifier
+
+log = get_logger("tocsin.discord")
+
+
+def use_api(discord_config: DiscordConfig) -> None:
+    """Point discord.py (REST, webhooks, the gateway lookup) at ``discord.api_url``."""
+    discord.http.Route.BASE = discord_config.api_url.rstrip("/")
+
+
+def _token(config: DiscordConfig) -> str | None:
+    return config.token.get_secret_value() if config.token else None
+
+
+def targets(config: TocsinConfig, **_: Any) -> list[Target]:
+    found: list[Target] = []
+    settings = config.discord
+    if settings is None:
+        return found
+    use_api(settings)
+    token = _token(settings)
+    if settings.channels or settings.admin_channel:
+        if token:
+            bot = BotNotifier(discord.Client(intents=discord.Intents.none()), token)
+            found += [
+                Target(
+                    f"discord:{c.id}",
+                    bot,
+                    Route.of(c.providers, c.min_status),
+                    {
+                        "channel": c.id,
+                        "mention": c.mention,
+                        "mention_min_status": c.mention_min_status.value,
+                    },
+                )
+                for c in settings.channels
+            ]
+            if settings.admin_channel:
+                route = Route(providers=frozenset(), admin=True)
+                found.append(
+                    Target(
+                        f"discord-admin:{settings.admin_channel}",
+                        bot,
+                        route,
+                        {"channel": settings.admin_channel},
+                    )
+                )
+        else:
+            log.warning("discord channels are configured but no bot token: set DISCORD_TOKEN")
+    if settings.webhooks:
+        hooks = WebhookNotifier()
+        for webhook in settings.webhooks:
+            url = webhook.url.get_secret_value()
+            match = WEBHOOK_PATH.search(url)
+            key = f"discord-webhook:{match['id'] if match else len(found)}"
+            options = {"url": url, "mention": "none"}
+            found.append(
+                Target(key, hooks, Route.of(webhook.providers, webhook.min_status), options)
+            )
+    return found
+
+
+def commands(config: TocsinConfig, answers: Answers) -> DiscordBot | None:
+    settings = config.discord
+    token = _token(settings) if settings else None
+    if settings is None or not token:
+        return None
+    use_api(settings)
+    return DiscordBot(config, answers, token)
