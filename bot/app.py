@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretStr
 
 from bot.answers import Answers
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.escalation import Escalator, EscalatorSettings
 from bot.frontends import Frontend
 from bot.logs import get_logger, register_secrets
 from bot.models import SourceKind
@@ -85,6 +86,7 @@ class Runtime:
     instance: str
     watcher: Watcher | None = None
     dispatcher: Dispatcher | None = None
+    escalator: Escalator | None = None
     health: Health | None = None
     #: Chat command front ends (Slack, Discord): started and stopped with the runtime.
     frontends: list[Frontend] = field(default_factory=list)
@@ -133,6 +135,10 @@ def assemble(
         runtime.dispatcher = Dispatcher(
             store, runtime.targets, context, DispatcherSettings(consumer=instance)
         )
+        if config.escalation:
+            runtime.escalator = Escalator(
+                config, store, EscalatorSettings(instance=instance, lease=config.store.lease)
+            )
     if role in ("all", "bot"):
         runtime.frontends = command_frontends(config, Answers(config, store, runtime.probed))
     watcher = runtime.watcher
@@ -142,6 +148,12 @@ def assemble(
         leader=(lambda: watcher.leader) if watcher else (lambda: False),
         buffered=(lambda: watcher.buffered) if watcher else (lambda: 0),
     )
+    escalator = runtime.escalator
+    if escalator is not None:
+        runtime.health.extra["escalator"] = lambda: {
+            "leader": escalator.leader,
+            "pending": len(escalator.pending),
+        }
     return runtime
 
 
@@ -162,6 +174,8 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
             runtime.tasks.append(
                 asyncio.create_task(runtime.dispatcher.run(stop), name="dispatcher")
             )
+        if runtime.escalator is not None:
+            runtime.tasks.append(asyncio.create_task(runtime.escalator.run(stop), name="escalator"))
         await stop.wait()
     finally:
         await _shutdown(runtime)

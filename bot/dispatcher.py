@@ -36,7 +36,15 @@ from bot import metrics
 from bot.logs import get_logger
 from bot.models import ComponentState, Event, utcnow
 from bot.notices import FallbackOption, Notice, compose, compose_root, provider_components
-from bot.notify import Delivery, Intent, PermanentError, Receipt, RetryableError, Target
+from bot.notify import (
+    Delivery,
+    Intent,
+    PermanentError,
+    Receipt,
+    RetryableError,
+    Route,
+    Target,
+)
 from bot.queries import fallback_options
 from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable, StreamEntry
 from config.schema import TocsinConfig
@@ -111,6 +119,8 @@ class NoticeContext:
 def route(event: Event, target: Target, thread: dict[str, Any] | None) -> Intent | None:
     """Does this target get this event, and as what?"""
     r = target.route
+    if r.policy is not None or event.type == "escalation":
+        return _route_escalation(event, r, thread)
     if event.type == "drill":
         return Intent.NOTICE
     if event.audience == "admins" or event.type in ("watcher_health", "config_alert"):
@@ -126,6 +136,18 @@ def route(event: Event, target: Target, thread: dict[str, Any] | None) -> Intent
     status = event.provider_status or event.to
     if status is not None and status.reaches(r.min_status):
         return Intent.OPEN
+    return None
+
+
+def _route_escalation(event: Event, r: Route, thread: dict[str, Any] | None) -> Intent | None:
+    """A pager hears only its policy's pages; a chat thread hears that someone was paged."""
+    escalation = event.escalation
+    if escalation is None or event.type != "escalation":
+        return None
+    if r.policy is not None:
+        return Intent.NOTICE if escalation.policy == r.policy else None
+    if thread is not None and r.updates and escalation.action == "trigger":
+        return Intent.UPDATE
     return None
 
 
@@ -361,7 +383,7 @@ class Dispatcher:
         # the root says what the episode is now; after it closed (a late incident update) it
         # already says resolved, and is left alone
         edits_root = intent is Intent.RESOLVE or (
-            intent is Intent.UPDATE and not event.episode_closed
+            intent is Intent.UPDATE and not event.episode_closed and event.type != "escalation"
         )
         root = await notice("root") if edits_root else None
         return Delivery(event, await notice("message"), intent, thread, root, redelivery)

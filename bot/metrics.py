@@ -44,3 +44,15 @@ LEADER = Gauge(
     "tocsin_watcher_leader", "1 when this replica holds the watcher lease", registry=REGISTRY
 )
 STORE_UP = Gauge("tocsin_store_up", "1 when the store answers", registry=REGISTRY)
+HOOKS = Counter(
+    "tocsin_hooks_total",
+    "Status page pushes received, by result (accepted, unauthorized, bad_request, ...)",
+    ["result"],
+    registry=REGISTRY,
+)
+POLLS_REQUESTED = Counter(
+    "tocsin_pushed_polls_total",
+    "Status page reads the watcher ran early because a push asked for them",
+    ["provider"],
+    registry=REGISTRY,
+)

@@ -239,8 +239,15 @@ class ComponentState(BaseModel):
 
 
 EventType = Literal[
-    "state_changed", "incident_update", "flapping", "watcher_health", "config_alert", "drill"
+    "state_changed",
+    "incident_update",
+    "flapping",
+    "watcher_health",
+    "config_alert",
+    "drill",
+    "escalation",
 ]
+EscalationAction = Literal["trigger", "repeat", "resolve"]
 Audience = Literal["all", "admins"]
 
 
@@ -273,6 +280,26 @@ class EventIncident(BaseModel):
         )
 
 
+class EventEscalation(BaseModel):
+    """The escalation block of an ``escalation`` event: a policy paged (or resolved) someone."""
+
+    #: The policy's id (config ``escalation[].id``) and how it reaches people.
+    policy: str
+    kind: str
+    action: EscalationAction
+    #: Stable per provider episode: PagerDuty's ``dedup_key``, Opsgenie's ``alias``.
+    dedup_key: str
+    #: Who gets woken up, in words (the policy's ``name``, else the kind).
+    label: str
+    #: Since when the provider has been at or above the policy's ``min_status``.
+    since: datetime
+    #: The policy's threshold and delay, for the notice's wording.
+    min_status: Status
+    after: float = 0.0
+    #: Repeats so far (0 for the first trigger).
+    count: int = 0
+
+
 class Event(BaseModel):
     """One entry of the ``events`` stream (schema v1, see DESIGN.md).
 
@@ -303,6 +330,7 @@ class Event(BaseModel):
     provider_status: Status | None = None
     audience: Audience = "all"
     latency_ms: float | None = None
+    escalation: EventEscalation | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

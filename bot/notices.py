@@ -15,7 +15,9 @@ from typing import Literal
 from bot.models import ComponentState, Event, Status
 from config.durations import humanize
 
-NoticeKind = Literal["outage", "update", "recovery", "flapping", "maintenance", "admin", "drill"]
+NoticeKind = Literal[
+    "outage", "update", "recovery", "flapping", "maintenance", "admin", "drill", "escalation"
+]
 
 EMOJI = {
     Status.OPERATIONAL: "✅",
@@ -83,6 +85,8 @@ class Notice:
             return "⚠️"
         if self.kind == "drill":
             return "🧪"
+        if self.kind == "escalation":
+            return "📟"
         return EMOJI[self.status]
 
     @property
@@ -105,6 +109,8 @@ def compose(event: Event, *, fallbacks: Sequence[FallbackOption] = ()) -> Notice
         return _admin(event)
     if event.type == "flapping":
         return _flapping(event)
+    if event.type == "escalation":
+        return _escalation(event)
     if event.type == "incident_update":
         return _incident_update(event)
     if event.episode_closed:
@@ -240,6 +246,30 @@ def _flapping(event: Event) -> Notice:
         + ". tocsin stays quiet about it until it settles.",
         event_id=event.id,
         severity=event.provider_status or Status.OPERATIONAL,
+    )
+
+
+def _escalation(event: Event) -> Notice:
+    """ "Paged Platform on-call (PagerDuty) at 12:05 UTC": who was woken up, and when."""
+    escalation = event.escalation
+    assert escalation is not None
+    name = event.provider_name or event.provider
+    status = event.to or Status.UNKNOWN
+    verbs = {"trigger": "Paged", "repeat": "Paged again:", "resolve": "Resolved the page to"}
+    held = humanize((event.at - escalation.since).total_seconds())
+    via = f" ({escalation.kind})" if escalation.label.lower() != escalation.kind else ""
+    return Notice(
+        kind="escalation",
+        status=status,
+        provider=event.provider,
+        title=f"{name}: {verbs[escalation.action]} {escalation.label}{via}",
+        text=(
+            f"{verbs[escalation.action]} {escalation.label}{via} at {_clock(event.at)}: "
+            f"{name} has been at {escalation.min_status.label.lower()} or worse for {held}."
+        ),
+        event_id=event.id,
+        fields=(("Page", escalation.dedup_key),),
+        severity=Status.OPERATIONAL,  # the outage notice already drew the channel's attention
     )
 
 

@@ -34,6 +34,8 @@ class Route:
     admin: bool = False  # receives admin notices (broken sources, bad keys, self-check)
     #: Whether the target keeps threads (chat) or only opens and resolves (pagers).
     updates: bool = True
+    #: An escalation target (PagerDuty, Opsgenie, webhook) hears only its policy's pages.
+    policy: str | None = None
 
     def wants(self, provider: str) -> bool:
         return self.providers is None or provider in self.providers

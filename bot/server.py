@@ -1,7 +1,8 @@
 """The HTTP side: health, readiness, metrics, a JSON status API and the local dashboard.
 
 One aiohttp listener (``server.host``/``server.port``); Slack's HTTP mode mounts its route on
-the same app. Everything here answers from the store, never from a live check.
+the same app. Everything here answers from the store, never from a live check. With
+``hooks.secret`` set it also takes status page pushes (:mod:`bot.hooks`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot.hooks import StatuspageHooks
 from bot.metrics import REGISTRY
 from bot.models import Event
 from bot.queries import ProviderRow, provider_rows
@@ -64,6 +66,8 @@ def build_app(
     app.router.add_get("/api/status.json", routes.status_json)
     app.router.add_get("/api/events.json", routes.events_json)
     app.router.add_get("/", routes.dashboard)
+    if config.hooks.enabled:  # never an unauthenticated inbound endpoint
+        app.router.add_routes(StatuspageHooks(config, store).routes())
     return app
 
 

@@ -5,7 +5,9 @@ shared ``httpx.AsyncClient``. A probe whose result differs from the current stat
 again after ``confirm_interval`` instead of a whole interval, so detection costs one
 interval's phase plus the confirmations. Only the replica holding the ``leader`` lease
 watches. When the store is unreachable, updates wait in a bounded in-memory buffer and are
-written in order once it is back.
+written in order once it is back. A status page's push (:mod:`bot.hooks`) is only a hint: the
+leader takes poll requests from the store and reads that page now, at most once a second per
+provider, so a forged or stale push can cost one extra read but never set a state.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from config.schema import TocsinConfig
 log = get_logger("tocsin.watcher")
 
 LEASE_NAME = "leader"
+#: Seconds between the end of a read and the re-read a push asked for during it.
+_RERUN_AFTER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,10 @@ class WatcherSettings:
     timeout: float = 10.0
     max_connections: int = 100
     user_agent: str = "tocsin"
+    #: How often the leader takes poll requests (pushes), and the least time between two
+    #: pushed reads of one page (a burst of pushes costs one read a second, not one each).
+    poll_check: float = 0.5
+    pushed_gap: float = 1.0
 
     def confirm_for(self, interval: float) -> float:
         if self.confirm_interval is not None:
@@ -133,6 +141,11 @@ class Watcher:
         self._observe_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
+        self._pages = {s.provider: s for s in self.sources if s.kind is SourceKind.PAGE}
+        self._pushed_at: dict[str, float] = {}  # source id → when its last pushed read runs
+        self._in_flight: set[str] = set()
+        self._rerun: set[str] = set()  # pushed while running: read again once it is done
+        self._polls_failing = False
         self.leader = False
         self.dropped = 0
         self.store_ok = True
@@ -178,6 +191,7 @@ class Watcher:
         metrics.LEADER.set(1)
         log.info("watching", instance=self.settings.instance, sources=len(self.sources))
         self._start_scheduler()
+        self._running.add(asyncio.create_task(self._take_polls(), name="poll-requests"))
 
     def _step_down(self) -> None:
         log.warning("lost the watcher lease; another replica watches now")
@@ -188,6 +202,8 @@ class Watcher:
             self._scheduler = None
         for task in list(self._running):
             task.cancel()
+        self._pushed_at.clear()
+        self._rerun.clear()
 
     def _start_scheduler(self) -> None:
         scheduler = AsyncIOScheduler(timezone="UTC")
@@ -233,21 +249,78 @@ class Watcher:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
+        self._in_flight.add(source.id)
         try:
             await self.run_source(source)
         except asyncio.CancelledError:
             return  # stopping (shutdown or lost lease): the round is simply not recorded
         finally:
+            self._in_flight.discard(source.id)
             if task is not None:
                 self._running.discard(task)
         if self.tracker.needs_recheck(source.id):
             self._confirm_soon(source)
+        if source.id in self._rerun:
+            self._rerun.discard(source.id)
+            # Once apscheduler has counted this run as over: it skips a run while one is on.
+            asyncio.get_running_loop().call_later(_RERUN_AFTER, self._read_pushed, source.provider)
 
     def _confirm_soon(self, source: Source) -> None:
         """Run this source again shortly: a differing result needs confirming."""
+        self._run_soon(source, self.settings.confirm_for(source.interval))
+
+    async def _take_polls(self) -> None:
+        """While leading: take the poll requests pushes left in the store (any replica may
+        have received them) and read those pages now."""
+        task = asyncio.current_task()
+        try:
+            while True:
+                await asyncio.sleep(self.settings.poll_check)
+                for provider in await self._poll_requests():
+                    self._read_pushed(provider)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def _poll_requests(self) -> list[str]:
+        """The pending requests; none (and the loop goes on) when the store cannot say."""
+        try:
+            providers = await self.store.take_poll_requests()
+        except StoreUnavailable:
+            return []  # the lease loop already says the store is away
+        except Exception:  # e.g. a foreign value under our key: say so once, keep watching
+            if not self._polls_failing:
+                log.exception("cannot take poll requests from the store")
+            self._polls_failing = True
+            return []
+        self._polls_failing = False
+        return providers
+
+    def _read_pushed(self, provider: str) -> None:
+        """Read this provider's page now, or a gap after its last pushed read if that was
+        recent; one read already on its way covers every push until it runs."""
+        source = self._pages.get(provider)
+        if source is None or self._scheduler is None:  # not ours, or no longer leading
+            log.debug("poll request not for this watcher", provider=provider)
+            return
+        if source.id in self._in_flight:
+            self._rerun.add(source.id)  # it may have fetched the page before the change
+            return
+        now = time.monotonic()
+        last = self._pushed_at.get(source.id)
+        if last is not None and last > now:
+            return
+        when = now if last is None else max(now, last + self.settings.pushed_gap)
+        self._pushed_at[source.id] = when
+        self._run_soon(source, when - now)
+        metrics.POLLS_REQUESTED.labels(provider).inc()
+        delay = round(when - now, 2)
+        log.info("reading a status page early: a push asked", source=source.id, in_s=delay)
+
+    def _run_soon(self, source: Source, delay: float) -> None:
+        """Move the source's next run to ``delay`` seconds from now, unless it is sooner."""
         if self._scheduler is None:
             return
-        delay = self.settings.confirm_for(source.interval)
         when = datetime.now().astimezone() + timedelta(seconds=delay)
         job = self._scheduler.get_job(source.id)
         if job is not None and (job.next_run_time is None or job.next_run_time > when):

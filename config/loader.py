@@ -64,6 +64,7 @@ class EnvSecrets(BaseSettings):
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
     pagerduty_routing_key: SecretStr | None = Field(None, alias="PAGERDUTY_ROUTING_KEY")
     opsgenie_api_key: SecretStr | None = Field(None, alias="OPSGENIE_API_KEY")
+    hook_secret: SecretStr | None = Field(None, alias="TOCSIN_HOOK_SECRET")
 
 
 #: Environment variable → where it lands in the config document.
@@ -73,6 +74,7 @@ _SECTION_SECRETS = {
     "slack_signing_secret": ("slack", "signing_secret"),
     "discord_token": ("discord", "token"),
     "redis_url": ("store", "url"),
+    "hook_secret": ("hooks", "secret"),
 }
 _POLICY_SECRETS = {
     "pagerduty_routing_key": ("pagerduty", "routing_key"),

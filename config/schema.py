@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -240,6 +241,14 @@ class DiscordConfig(Model):
 
 
 class EscalationBase(Route):
+    """Who gets woken up, for which providers, after how long (see README "Escalation")."""
+
+    kind: str
+    #: Stable name of the policy: pending pages in the store are keyed by it. Default: the
+    #: kind (``pagerduty``), or ``pagerduty-2``... when a kind appears more than once.
+    id: Annotated[str | None, Field(pattern=PROVIDER_ID)] = None
+    #: Who this pages, in words, as chat notices say it ("Platform on-call").
+    name: str | None = None
     min_status: Severity = Status.MAJOR_OUTAGE
     #: The outage must last this long before anyone is paged.
     after: Duration = 0.0
@@ -252,9 +261,47 @@ class EscalationBase(Route):
     @field_validator("quiet_hours")
     @classmethod
     def _hours(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d{2}:\d{2}-\d{2}:\d{2}", value):
+        if value is None:
+            return None
+        match = re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", value)
+        if match is None:
             raise ValueError("write quiet hours like 22:00-07:00")
+        hours, minutes = (int(match[1]), int(match[3])), (int(match[2]), int(match[4]))
+        if max(hours) > 23 or max(minutes) > 59:
+            raise ValueError(f"{value!r} is not a time range within a day")
+        if match.group(1, 2) == match.group(3, 4):
+            raise ValueError("quiet hours that start and end at the same minute are empty")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
+        return value
+
+    @field_validator("repeat")
+    @classmethod
+    def _repeat(cls, value: float | None) -> float | None:
+        if value is not None and value < 60:
+            raise ValueError("repeat at most once a minute (e.g. 30m)")
+        return value
+
+    @property
+    def policy_id(self) -> str:
+        assert self.id is not None, "ids are assigned when the config is validated"
+        return self.id
+
+    @property
+    def label(self) -> str:
+        return self.name or KIND_LABELS.get(self.kind, self.kind)
+
+
+KIND_LABELS = {"pagerduty": "PagerDuty", "opsgenie": "Opsgenie", "webhook": "webhook"}
 
 
 class PagerDutyPolicy(EscalationBase):
@@ -290,6 +337,31 @@ class LogConfig(Model):
     format: Literal["console", "json"] = "console"
 
 
+#: Shorter secrets are guessable, and the log scrubber cannot hide very short ones.
+HOOK_SECRET_MIN = 16
+
+
+class HooksConfig(Model):
+    """Inbound pushes (``POST /hooks/statuspage/{provider}``). Off without a secret: tocsin
+    never opens an unauthenticated inbound endpoint."""
+
+    #: Given in the URL (``?secret=``) or the ``X-Tocsin-Secret`` header; or TOCSIN_HOOK_SECRET.
+    secret: SecretStr | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < HOOK_SECRET_MIN:
+            raise ValueError(
+                f"use at least {HOOK_SECRET_MIN} characters (e.g. `openssl rand -hex 24`)"
+            )
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret is not None
+
+
 class TocsinConfig(Model):
     """The whole file. Every section is optional; the defaults run without Redis or tokens."""
 
@@ -302,8 +374,28 @@ class TocsinConfig(Model):
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
     #: This replica's name (consumer name in the stream group); default: host and pid.
     instance: str | None = None
+
+    @model_validator(mode="after")
+    def _policy_ids(self) -> TocsinConfig:
+        """Give every escalation policy a stable id; two with the same id are an error."""
+        kinds = [policy.kind for policy in self.escalation]
+        seen: dict[str, int] = {}
+        for index, policy in enumerate(self.escalation):
+            if policy.id is None:
+                nth = kinds[: index + 1].count(policy.kind)
+                policy.id = policy.kind if kinds.count(policy.kind) == 1 else f"{policy.kind}-{nth}"
+            if policy.id in seen:
+                raise ValueError(
+                    f"escalation[{index}]: id {policy.id!r} is also escalation[{seen[policy.id]}]'s"
+                )
+            seen[policy.id] = index
+        return self
+
+    def policy(self, policy_id: str) -> EscalationPolicy | None:
+        return next((p for p in self.escalation if p.id == policy_id), None)
 
     def provider(self, provider_id: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.id == provider_id), None)

@@ -12,13 +12,13 @@ from bot.answers import Answers
 from bot.frontends import Frontend
 from bot.notify import Target
 from config.schema import TocsinConfig
-from handlers import console, discord, slack
+from handlers import console, discord, escalation, slack
 
 
 def build_targets(config: TocsinConfig, **context: Any) -> list[Target]:
     """Every target the config asks for, console first."""
     found: list[Target] = []
-    for platform in (console, slack, discord):
+    for platform in (console, slack, discord, escalation):
         found.extend(platform.targets(config, **context))
     return found
 

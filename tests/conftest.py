@@ -65,6 +65,7 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "REDIS_URL",
         "PAGERDUTY_ROUTING_KEY",
         "OPSGENIE_API_KEY",
+        "TOCSIN_HOOK_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -71,6 +71,7 @@ async def test_a_running_tocsin_never_prints_a_secret(
     status_server.set_html("/api/v2/summary.json")
     status_server.set_status("/v1/models", 401, b'{"error": "invalid x-api-key"}')
     status_server.set_status("/zeta/models", 503)
+    status_server.set_status("/pd", 503, b'{"status": "unavailable"}')  # the page is retried
     config = {
         "server": {"enabled": False},
         "log": {"level": "debug"},
@@ -95,7 +96,7 @@ async def test_a_running_tocsin_never_prints_a_secret(
             },
         ],
         "slack": {"channels": []},
-        "escalation": [{"kind": "pagerduty", "url": f"{status_server.url}/pd"}],
+        "escalation": [{"kind": "pagerduty", "url": f"{status_server.url}/pd", "after": "0s"}],
     }
     path = tmp_path / "tocsin.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -131,5 +132,9 @@ async def test_a_running_tocsin_never_prints_a_secret(
     sent = [r.headers.get("x-api-key") for r in status_server.requests if r.path == "/v1/models"]
     assert sent
     assert set(sent) == {PROBE_KEY}
+    pages = [r.body for r in status_server.requests if r.path == "/pd"]
+    assert pages  # zeta is down: PagerDuty was paged with the routing key, and retried
+    assert ROUTING.encode() in pages[0]
+    assert "delivery failed; retrying" in text
     for secret in (SLACK, DISCORD, ROUTING, PROBE_KEY):
         assert secret not in text

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.store import MemoryStore, RedisStore, Store, StoreUnavailable
-from bot.store.base import uptime
+from bot.store.base import POLL_REQUESTS_KEPT, uptime
 from tests.redis_server import RedisServer
 
 GROUP = "notifiers"
@@ -167,3 +167,35 @@ async def test_state_survives_a_restart_of_redis(own_redis: RedisServer) -> None
     states = await store.states()
     assert states["acme/api"].status is Status.MAJOR_OUTAGE
     await store.close()
+
+
+async def test_poll_requests_are_taken_once_each_in_order(store: Store) -> None:
+    assert await store.take_poll_requests() == []
+    for provider in ["acme", "zeta", "acme", "acme", "beta", "zeta"]:
+        await store.request_poll(provider)
+    assert await store.take_poll_requests() == ["acme", "zeta", "beta"]
+    assert await store.take_poll_requests() == []  # taking clears them
+    await store.request_poll("zeta")
+    assert await store.take_poll_requests() == ["zeta"]
+
+
+async def test_poll_requests_keep_only_the_newest(store: Store) -> None:
+    """Pushes with no watcher running to take them cannot grow the store without bound."""
+    for i in range(POLL_REQUESTS_KEPT + 5):
+        await store.request_poll(f"p{i}")
+    taken = await store.take_poll_requests()
+    assert len(taken) == POLL_REQUESTS_KEPT
+    assert taken[0] == "p5"
+    assert taken[-1] == f"p{POLL_REQUESTS_KEPT + 4}"
+
+
+async def test_a_poll_request_crosses_replicas_and_only_one_takes_it(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    receiver, *watchers = [RedisStore(redis_server.url, prefix=key_prefix) for _ in range(3)]
+    await receiver.request_poll("acme")
+    await receiver.request_poll("acme")
+    taken = await asyncio.gather(*(w.take_poll_requests() for w in watchers))
+    assert sorted(taken) == [[], ["acme"]]
+    for store in (receiver, *watchers):
+        await store.close()

@@ -11,10 +11,11 @@ import httpx
 
 from bot.models import Observation, SourceKind, Status
 from bot.sources.probe import ProbeSource
+from bot.sources.statuspage import StatuspageSource
 from bot.store import MemoryStore, RedisStore, Store
 from bot.tracker import Tracker, TrackerSettings
 from bot.watcher import LEASE_NAME, Watcher, WatcherSettings, check_source
-from tests.fakes.status_server import FakeStatusServer
+from tests.fakes.status_server import FakeStatusServer, fixture_bytes
 from tests.redis_server import RedisServer
 
 MODELS = "/v1/models"
@@ -152,3 +153,77 @@ async def test_a_source_that_crashes_is_unknown_not_fatal() -> None:
         [obs] = await check_source(Broken(), client)
     assert obs.status is Status.UNKNOWN
     assert "bug in a parser" in (obs.detail or "")
+
+
+SUMMARY = "/api/v2/summary.json"
+
+
+def _page_watcher(server: FakeStatusServer, store: Store) -> Watcher:
+    """A watcher of one status page read hourly: any read within a test is a pushed one."""
+    page = StatuspageSource("acme", server.url, interval=3600.0)
+    settings = WatcherSettings(instance="solo", jitter=0.0)
+    return Watcher([page], Tracker(TrackerSettings()), store, settings)
+
+
+def _reads(server: FakeStatusServer) -> list[float]:
+    return [r.at for r in server.requests if r.path == SUMMARY]
+
+
+async def test_poll_requests_read_the_page_now_at_most_once_a_second(
+    status_server: FakeStatusServer,
+) -> None:
+    status_server.set_fixture(SUMMARY, "statuspage_summary_anthropic_operational.json")
+    store = MemoryStore()
+    watcher = _page_watcher(status_server, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await _until(lambda: len(_reads(status_server)) == 1)  # the first round, then an hour
+    for _ in range(50):
+        await store.request_poll("acme")
+    await _until(lambda: len(_reads(status_server)) == 2, timeout=3)
+    for _ in range(10):  # spread over ~0.2 s right after the pushed read: one read, a second on
+        await store.request_poll("acme")
+        await asyncio.sleep(0.02)
+    await _until(lambda: len(_reads(status_server)) == 3, timeout=4)
+    await asyncio.sleep(1.5)
+    stop.set()
+    await task
+    reads = _reads(status_server)
+    assert len(reads) == 3  # 60 pushes, two reads
+    assert reads[2] - reads[1] >= watcher.settings.pushed_gap - 0.05
+
+
+async def test_a_push_during_a_read_reads_the_page_again_after_it(
+    status_server: FakeStatusServer,
+) -> None:
+    """The read under way may have fetched the page before the change the push announces."""
+    body = fixture_bytes("statuspage_summary_anthropic_operational.json")
+    status_server.set_slow(SUMMARY, 1.0, body=body)
+    store = MemoryStore()
+    watcher = _page_watcher(status_server, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await _until(lambda: len(_reads(status_server)) == 1)
+    await store.request_poll("acme")  # taken within 0.5 s, while the slow read is running
+    await _until(lambda: len(_reads(status_server)) == 2, timeout=5)
+    stop.set()
+    await task
+    reads = _reads(status_server)
+    assert reads[1] - reads[0] >= 1.0  # after the first read finished, not skipped
+
+
+async def test_poll_requests_for_other_providers_are_ignored(
+    status_server: FakeStatusServer,
+) -> None:
+    status_server.set_fixture(SUMMARY, "statuspage_summary_anthropic_operational.json")
+    store = MemoryStore()
+    watcher = _page_watcher(status_server, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await _until(lambda: len(_reads(status_server)) == 1)
+    await store.request_poll("zeta")
+    await asyncio.sleep(1.2)
+    assert await store.take_poll_requests() == []  # taken by the watcher...
+    stop.set()
+    await task
+    assert len(_reads(status_server)) == 1  # ...and nothing read for it

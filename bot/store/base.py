@@ -19,6 +19,8 @@ SENT_TTL = 7 * 24 * 3600
 THREAD_TTL = 30 * 24 * 3600
 HISTORY_DAYS = 30
 DEAD_LETTERS_KEPT = 1000
+#: Pending poll requests kept at most (a flood of pushes with no watcher running stays small).
+POLL_REQUESTS_KEPT = 1000
 
 
 class StoreUnavailable(Exception):
@@ -46,6 +48,10 @@ class Store(Protocol):
     # state and events ---------------------------------------------------------
     async def apply(self, updates: Sequence[StateUpdate]) -> list[str]:
         """Write states, history and events atomically; return the new stream ids."""
+        ...
+
+    async def append(self, event: Event) -> str:
+        """Append an event that changes no state (escalations); return its stream id."""
         ...
 
     async def states(self) -> dict[str, ComponentState]: ...
@@ -93,6 +99,15 @@ class Store(Protocol):
 
     async def release_lease(self, name: str, holder: str) -> None: ...
     async def lease_holder(self, name: str) -> str | None: ...
+
+    # poll requests (status page pushes) ----------------------------------------------
+    async def request_poll(self, provider: str) -> None:
+        """Ask the leading watcher, in whichever replica, to read this provider's page now."""
+        ...
+
+    async def take_poll_requests(self) -> list[str]:
+        """Take (and clear) every pending request: provider ids, each once, oldest first."""
+        ...
 
 
 def decode_entry(entry_id: str, raw: str | bytes | None, deliveries: int = 1) -> StreamEntry:

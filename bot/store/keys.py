@@ -46,3 +46,9 @@ class Keys:
     def kv(self, name: str) -> str:
         """A small named value (silences, subscriptions, escalation bookkeeping)."""
         return f"{self.prefix}kv:{name}"
+
+    @property
+    def polls(self) -> str:
+        """List (capped) of provider ids whose status page the leader should read now: a
+        pushed webhook's hint, taken by the watcher wherever it runs."""
+        return f"{self.prefix}polls"

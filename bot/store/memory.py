@@ -20,6 +20,7 @@ from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.store.base import (
     DEAD_LETTERS_KEPT,
     HISTORY_DAYS,
+    POLL_REQUESTS_KEPT,
     SENT_TTL,
     THREAD_TTL,
     StreamEntry,
@@ -52,6 +53,7 @@ class MemoryStore:
         self._groups: dict[str, _Group] = {}
         self._values: dict[str, tuple[str, float | None]] = {}
         self._dead: deque[dict[str, Any]] = deque(maxlen=DEAD_LETTERS_KEPT)
+        self._polls: deque[str] = deque(maxlen=POLL_REQUESTS_KEPT)
         self._changed = asyncio.Condition()
 
     async def open(self) -> None:
@@ -81,6 +83,12 @@ class MemoryStore:
             async with self._changed:
                 self._changed.notify_all()
         return ids
+
+    async def append(self, event: Event) -> str:
+        entry_id = self._append(event)
+        async with self._changed:
+            self._changed.notify_all()
+        return entry_id
 
     def _append(self, event: Event) -> str:
         self._seq += 1
@@ -219,6 +227,16 @@ class MemoryStore:
 
     async def lease_holder(self, name: str) -> str | None:
         return await self.get_value(f"lease:{name}")
+
+    # poll requests ------------------------------------------------------------------------
+
+    async def request_poll(self, provider: str) -> None:
+        self._polls.append(provider)
+
+    async def take_poll_requests(self) -> list[str]:
+        taken = list(dict.fromkeys(self._polls))
+        self._polls.clear()
+        return taken
 
 
 def _entry_id(seq: int) -> str:

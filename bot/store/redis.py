@@ -21,6 +21,7 @@ from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.store.base import (
     DEAD_LETTERS_KEPT,
     HISTORY_DAYS,
+    POLL_REQUESTS_KEPT,
     SENT_TTL,
     THREAD_TTL,
     StoreUnavailable,
@@ -128,6 +129,16 @@ class RedisStore:
                         )
                 results = await pipe.execute()
         return [str(results[slot]) for slot in event_slots]
+
+    async def append(self, event: Event) -> str:
+        with unavailable_as_error():
+            entry_id = await self.redis.xadd(
+                self.keys.events,
+                {"event": event.to_json()},
+                maxlen=self.stream_maxlen,
+                approximate=True,
+            )
+        return str(entry_id)
 
     async def states(self) -> dict[str, ComponentState]:
         with unavailable_as_error():
@@ -280,3 +291,21 @@ class RedisStore:
     async def lease_holder(self, name: str) -> str | None:
         with unavailable_as_error():
             return _maybe_text(await self.redis.get(self.keys.lease(name)))
+
+    # poll requests ----------------------------------------------------------------------------
+
+    async def request_poll(self, provider: str) -> None:
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(self.keys.polls, provider)
+                pipe.ltrim(self.keys.polls, -POLL_REQUESTS_KEPT, -1)
+                await pipe.execute()
+
+    async def take_poll_requests(self) -> list[str]:
+        """LRANGE and DEL in one MULTI: a request pushed meanwhile is either taken or kept."""
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lrange(self.keys.polls, 0, -1)
+                pipe.delete(self.keys.polls)
+                raw, _ = await pipe.execute()
+        return list(dict.fromkeys(_text(item) for item in raw))

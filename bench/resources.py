@@ -1,0 +1,384 @@
+"""Resources: CPU and memory of a real ``tocsin run`` watching 500 sources every 10 s.
+
+A real ``tocsin run --config FILE`` process watches N status pages (kind ``statuspage``, each
+serving a real captured ``summary.json`` from ``tests/fixtures``) and M probes (``GET
+/v1/models`` with a bearer key), all on 127.0.0.1, every ``--interval`` seconds. The fake
+status server (``tests/fakes/status_server.FakeStatusServer``) runs in a separate process, so
+its CPU is not tocsin's. After a warm-up, over ``--seconds``:
+
+* CPU seconds (user + system, ``/proc/<pid>/stat``) and the CPU % of one core they make;
+* peak RSS (``VmHWM`` in ``/proc/<pid>/status``: the whole life of the process, start-up
+  included) and RSS at the end (``VmRSS``);
+* checks done (``tocsin_checks_total`` from ``/metrics`` on tocsin's server port, by result)
+  and their mean time (``tocsin_check_latency_seconds``);
+* for context, the CPU of redis-server (Redis row) and of the fake server.
+
+Rows: the embedded store and a real ``redis-server`` the script starts.
+
+    python bench/resources.py --pages 250 --probes 250 --interval 10 --seconds 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TOCSIN = Path(sys.executable).parent / "tocsin"
+PAGE_FIXTURE = "statuspage_summary_anthropic_operational.json"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+# -------------------------------------------------------------------- /proc readings
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
+
+
+def memory_kib(pid: int, key: str) -> int:
+    """``VmHWM``, ``VmRSS``... from ``/proc/<pid>/status``, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+# ---------------------------------------------------------------- the fake's process
+
+
+async def serve(pages: int, probes: int, etag: bool) -> None:
+    """The fake status server with every page and probe route; prints its port, runs until
+    stdin closes or SIGTERM."""
+    from tests.fakes.status_server import FakeStatusServer
+
+    server = FakeStatusServer()
+    for n in range(pages):
+        server.set_fixture(f"/pages/{n}/api/v2/summary.json", PAGE_FIXTURE, etag=etag)
+    for n in range(probes):
+        server.set_json(f"/probes/{n}/v1/models", {"object": "list", "data": []})
+    await server.start()
+    print(json.dumps({"url": server.url}), flush=True)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    closed = asyncio.create_task(reader.read())
+    waiting = asyncio.create_task(done.wait())
+    await asyncio.wait([closed, waiting], return_when=asyncio.FIRST_COMPLETED)
+    closed.cancel()
+    waiting.cancel()
+    server.requests.clear()
+    await server.close()
+
+
+class FakeServer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        command = [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--pages",
+            str(args.pages),
+            "--probes",
+            str(args.probes),
+        ]
+        if args.etag:
+            command.append("--etag")
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.stop()
+            raise SystemExit("the fake status server did not start")
+        self.url: str = json.loads(line)["url"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# ----------------------------------------------------------------------------- tocsin
+
+
+def tocsin_config(args: argparse.Namespace, fake: str, port: int, redis_url: str | None) -> Any:
+    interval = f"{args.interval:g}s"
+    providers: list[dict[str, Any]] = []
+    for n in range(args.pages):
+        providers.append(
+            {
+                "id": f"page-{n:04d}",
+                "name": f"Page {n}",
+                "status_page": {
+                    "kind": "statuspage",
+                    "url": f"{fake}/pages/{n}",
+                    "interval": interval,
+                },
+            }
+        )
+    for n in range(args.probes):
+        providers.append(
+            {
+                "id": f"probe-{n:04d}",
+                "name": f"Probe {n}",
+                "probe": {
+                    "url": f"{fake}/probes/{n}/v1/models",
+                    "interval": interval,
+                    "auth": {"kind": "bearer", "key": f"bench-key-{n:04d}-0123456789"},
+                },
+            }
+        )
+    document: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "watch": {"interval": interval, "page_interval": interval},
+        "console": {"enabled": False},
+        "log": {"level": "warning"},
+        "providers": providers,
+    }
+    if redis_url:
+        document["store"] = {"url": redis_url, "prefix": "bench:"}
+    return document
+
+
+def scrape(text: str) -> tuple[dict[str, float], float, float]:
+    """From /metrics: checks by result, and the check latency histogram's sum and count."""
+    by_result: dict[str, float] = {}
+    latency_sum = latency_count = 0.0
+    for line in text.splitlines():
+        if line.startswith("tocsin_checks_total{"):
+            match = re.search(r'result="([^"]*)"', line)
+            result = match.group(1) if match else "?"
+            by_result[result] = by_result.get(result, 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith("tocsin_check_latency_seconds_sum"):
+            latency_sum += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("tocsin_check_latency_seconds_count"):
+            latency_count += float(line.rsplit(" ", 1)[1])
+    return by_result, latency_sum, latency_count
+
+
+def get(url: str) -> httpx.Response:
+    return httpx.get(url, timeout=10)
+
+
+@dataclass
+class Row:
+    store: str
+    seconds: float
+    cpu: float
+    peak_rss_kib: int
+    end_rss_kib: int
+    checks: dict[str, float]
+    check_mean: float
+    redis_cpu: float | None
+    fake_cpu: float
+    startup: float
+
+
+def measure(
+    args: argparse.Namespace, fake: FakeServer, store: str, redis: RedisServer | None
+) -> Row:
+    port = free_port()
+    redis_url = redis.url if redis else None
+    scratch = Path(tempfile.mkdtemp(prefix="tocsin-resources-"))
+    config = scratch / "tocsin.yaml"
+    config.write_text(yaml.safe_dump(tocsin_config(args, fake.url, port, redis_url)))
+    log: IO[bytes] = (scratch / "tocsin.log").open("wb")
+    base = f"http://127.0.0.1:{port}"
+    launched = time.monotonic()
+    process = subprocess.Popen(
+        [str(TOCSIN), "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=scratch,
+        env={**os.environ, "TOCSIN_INSTANCE": "bench"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"tocsin exited ({process.returncode}); see {scratch}/tocsin.log")
+            try:
+                if get(f"{base}/healthz").json().get("leader"):
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"tocsin did not start watching in 60 s; see {scratch}")
+            time.sleep(0.2)
+        startup = time.monotonic() - launched
+        print(f"  [{store}] watching after {startup:.1f}s; warming up {args.warmup:g}s", flush=True)
+        time.sleep(args.warmup)
+        before_checks, before_sum, before_count = scrape(get(f"{base}/metrics").text)
+        cpu0 = cpu_seconds(process.pid)
+        redis0 = cpu_seconds(redis.process.pid) if redis and redis.process else None
+        fake0 = cpu_seconds(fake.process.pid)
+        t0 = time.monotonic()
+        print(f"  [{store}] measuring {args.seconds:g}s", flush=True)
+        rss_max = 0
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(min(1.0, args.seconds - (time.monotonic() - t0)))
+            rss_max = max(rss_max, memory_kib(process.pid, "VmRSS"))
+            if process.poll() is not None:
+                raise SystemExit(f"tocsin exited during the run; see {scratch}/tocsin.log")
+        cpu1 = cpu_seconds(process.pid)
+        elapsed = time.monotonic() - t0
+        redis1 = cpu_seconds(redis.process.pid) if redis and redis.process else None
+        fake1 = cpu_seconds(fake.process.pid)
+        peak = memory_kib(process.pid, "VmHWM")
+        end_rss = memory_kib(process.pid, "VmRSS")
+        after_checks, after_sum, after_count = scrape(get(f"{base}/metrics").text)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+    checks = {
+        k: after_checks.get(k, 0.0) - before_checks.get(k, 0.0)
+        for k in after_checks
+        if after_checks.get(k, 0.0) - before_checks.get(k, 0.0)
+    }
+    count = after_count - before_count
+    warnings = [
+        line
+        for line in (scratch / "tocsin.log").read_text(errors="replace").splitlines()
+        if "[warning" in line or "[error" in line
+    ]
+    if warnings:
+        print(f"  [{store}] tocsin logged {len(warnings)} warnings/errors, e.g. {warnings[0]}")
+    return Row(
+        store=store,
+        seconds=elapsed,
+        cpu=cpu1 - cpu0,
+        peak_rss_kib=peak,
+        end_rss_kib=max(end_rss, 0),
+        checks=checks,
+        check_mean=(after_sum - before_sum) / count if count else 0.0,
+        redis_cpu=(redis1 - redis0) if redis1 is not None and redis0 is not None else None,
+        fake_cpu=fake1 - fake0,
+        startup=startup,
+    )
+
+
+def report(args: argparse.Namespace, rows: list[Row]) -> None:
+    expected = (args.pages + args.probes) / args.interval
+    print()
+    print(
+        f"{'store':10}{'window':>8}{'CPU s':>8}{'CPU %':>8}{'peak RSS':>11}{'end RSS':>10}"
+        f"{'checks':>8}{'checks/s':>10}{'mean check':>12}{'redis CPU %':>13}"
+    )
+    for r in rows:
+        total = sum(r.checks.values())
+        redis = f"{100 * r.redis_cpu / r.seconds:.1f}" if r.redis_cpu is not None else "-"
+        print(
+            f"{r.store:10}{r.seconds:>7.0f}s{r.cpu:>8.1f}{100 * r.cpu / r.seconds:>7.1f}%"
+            f"{r.peak_rss_kib / 1024:>8.0f} MiB{r.end_rss_kib / 1024:>6.0f} MiB"
+            f"{total:>8.0f}{total / r.seconds:>10.1f}{r.check_mean * 1000:>9.1f} ms{redis:>13}"
+        )
+    print()
+    print(f"expected checks/s: {expected:g} ({args.pages + args.probes} sources / {args.interval:g}s)")
+    for r in rows:
+        results = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.checks.items()))
+        print(
+            f"{r.store}: checks by result: {results}; started watching {r.startup:.1f}s after "
+            f"launch; the fake server's own CPU {100 * r.fake_cpu / r.seconds:.1f}% (not counted)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pages", type=int, default=250, help="statuspage sources")
+    parser.add_argument("--probes", type=int, default=250, help="probe sources")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds, every source")
+    parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
+    parser.add_argument(
+        "--stores", nargs="+", choices=["embedded", "redis"], default=["embedded", "redis"]
+    )
+    parser.add_argument(
+        "--etag", action="store_true", help="pages send ETags (tocsin then gets 304s)"
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(serve(args.pages, args.probes, args.etag))
+        return
+    print(
+        f"resources: tocsin run watching {args.pages} status pages (statuspage, {PAGE_FIXTURE}"
+        f"{', with ETag' if args.etag else ', no ETag: a full body each time'}) + {args.probes} "
+        f"probes, every {args.interval:g}s; warm-up {args.warmup:g}s, window {args.seconds:g}s"
+    )
+    print(f"machine: {machine()}")
+    print(f"tocsin: {TOCSIN}; the fake status server runs in its own process")
+    fake = FakeServer(args)
+    rows = []
+    try:
+        for store in args.stores:
+            if store == "redis":
+                redis = RedisServer(Path(tempfile.mkdtemp(prefix="tocsin-redis-")), persist=False)
+                redis.start()
+                print(f"  [redis] {redis.binary} on {redis.url} (no persistence)")
+                try:
+                    rows.append(measure(args, fake, store, redis))
+                finally:
+                    redis.stop()
+            else:
+                rows.append(measure(args, fake, store, None))
+    finally:
+        fake.stop()
+    report(args, rows)
+
+
+if __name__ == "__main__":
+    main()
