@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot import app as runtime_app
+from bot.escalation import Pending, pending_escalations
 from bot.logs import configure, get_logger
 from bot.models import (
     SEVERITY_ORDER,
@@ -265,7 +267,7 @@ def status(config: ConfigOption = None) -> None:
         )
         raise typer.Exit(0)
     try:
-        states = asyncio.run(_read_states(cfg))
+        states, pending = asyncio.run(_read_states(cfg))
     except StoreUnavailable as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
@@ -287,13 +289,40 @@ def status(config: ConfigOption = None) -> None:
             f"{row.incident.title} ({row.incident.status})" if row.incident else "",
         )
     out.print(table)
+    if pending:
+        out.print(_escalations_table(cfg, pending))
 
 
-async def _read_states(cfg: TocsinConfig) -> dict[str, ComponentState]:
+def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
+    """Pages waiting for their policy's ``after``, and pages sent and not yet resolved."""
+    table = Table(title="escalations", title_justify="left")
+    for column in ("Policy", "Provider", "At or above since", "Page"):
+        table.add_column(column)
+    now = utcnow()
+    for item in pending:
+        policy = cfg.policy(item.policy)
+        if item.paged_at is not None:
+            page = f"sent {humanize((now - item.paged_at).total_seconds())} ago ({item.dedup_key})"
+        elif policy is not None:
+            due_at = item.since + timedelta(seconds=policy.after)
+            left = max(0.0, (due_at - now).total_seconds())
+            page = f"waiting: due in {humanize(left)}" if left else "due now"
+        else:
+            page = "policy no longer configured"
+        table.add_row(
+            policy.label if policy else item.policy,
+            item.provider,
+            humanize((now - item.since).total_seconds()) + " ago",
+            page,
+        )
+    return table
+
+
+async def _read_states(cfg: TocsinConfig) -> tuple[dict[str, ComponentState], list[Pending]]:
     store = make_store(cfg.store)
     try:
         await store.open()
-        return dict(await store.states())
+        return dict(await store.states()), await pending_escalations(store)
     finally:
         await store.close()
 

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from bot import metrics
 from bot.logs import get_logger
 from bot.models import EscalationAction, Event, EventEscalation, Status, utcnow
 from bot.store import Store, StoreUnavailable, StreamEntry
@@ -254,12 +255,14 @@ class Escalator:
                 with suppress(StoreUnavailable):
                     await self.store.release_lease(LEASE, self.settings.instance)
             self.leader = False
+            metrics.ESCALATOR_LEADER.set(0)
 
     async def _acquire(self) -> bool:
         held = await self.store.acquire_lease(LEASE, self.settings.instance, self.settings.lease)
         if held != self.leader:
             log.info("escalator lease " + ("taken" if held else "lost"))
         self.leader = held
+        metrics.ESCALATOR_LEADER.set(1 if held else 0)
         return held
 
     async def _lead(self, stop: asyncio.Event) -> None:
@@ -335,6 +338,7 @@ class Escalator:
         for policy, action in actions:
             event = escalation_event(policy, action, now)
             await self.store.append(event)
+            metrics.ESCALATIONS.labels(policy.policy_id, action.kind).inc()
             log.info(
                 "escalation " + action.kind,
                 policy=policy.policy_id,
@@ -349,7 +353,15 @@ class Escalator:
     async def load(self) -> None:
         raw = await self.store.get_value(STATE)
         self.pending = {}
-        for key, value in (json.loads(raw) if raw else {}).items():
+        try:
+            stored = json.loads(raw) if raw else {}
+        except json.JSONDecodeError as exc:
+            log.error("pending escalations were unreadable; starting afresh", error=str(exc))
+            stored = {}
+        if not isinstance(stored, dict):
+            log.error("pending escalations were not a JSON object; starting afresh")
+            stored = {}
+        for key, value in stored.items():
             try:
                 pending = Pending.model_validate(value)
             except ValidationError as exc:
@@ -364,10 +376,26 @@ class Escalator:
                 )
                 continue
             self.pending[key] = pending
+        metrics.PENDING_ESCALATIONS.set(len(self.pending))
 
     async def save(self) -> None:
         body = {key: p.model_dump(mode="json", by_alias=True) for key, p in self.pending.items()}
         await self.store.set_value(STATE, json.dumps(body))
+        metrics.PENDING_ESCALATIONS.set(len(self.pending))
+
+
+async def pending_escalations(store: Store) -> list[Pending]:
+    """What the store holds (for ``tocsin status``): readable entries, oldest first."""
+    raw = await store.get_value(STATE)
+    try:
+        stored = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return []
+    found = []
+    for value in stored.values() if isinstance(stored, dict) else []:
+        with suppress(ValidationError):
+            found.append(Pending.model_validate(value))
+    return sorted(found, key=lambda p: p.since)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -56,3 +56,19 @@ POLLS_REQUESTED = Counter(
     ["provider"],
     registry=REGISTRY,
 )
+ESCALATIONS = Counter(
+    "tocsin_escalations_total",
+    "Pages decided by escalation policies, by policy and action (trigger, repeat, resolve)",
+    ["policy", "action"],
+    registry=REGISTRY,
+)
+ESCALATOR_LEADER = Gauge(
+    "tocsin_escalator_leader",
+    "1 when this replica holds the escalator lease (decides pages)",
+    registry=REGISTRY,
+)
+PENDING_ESCALATIONS = Gauge(
+    "tocsin_pending_escalations",
+    "Escalations waiting for their delay or paged and not yet resolved",
+    registry=REGISTRY,
+)

@@ -6,6 +6,7 @@ both stores: it resumes after a restart, never pages twice, and routes only to i
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +30,7 @@ from bot.escalation import (
     observe,
     quiet,
 )
-from bot.models import Event, Status
+from bot.models import Event, Status, utcnow
 from bot.notices import compose
 from bot.notify import Intent, Route, Target
 from bot.store import MemoryStore, RedisStore, Store
@@ -37,6 +39,7 @@ from config.schema import EscalationPolicy, TocsinConfig
 from handlers.escalation.webhook import sign
 from tests.fakes.recording import RecordingNotifier
 from tests.redis_server import RedisServer
+from tests.test_cli import TOCSIN, cli_env
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EPISODE = "ep1"
@@ -62,7 +65,7 @@ def _event(
     kind: str = "state_changed",
 ) -> Event:
     return Event(
-        type=kind,  # type: ignore[arg-type]
+        type=kind,
         provider=provider,
         provider_name=provider.title(),
         component="api",
@@ -480,3 +483,56 @@ def test_the_readme_verification_snippet_accepts_our_signature_and_nothing_else(
     old = {"X-Tocsin-Timestamp": stale, "X-Tocsin-Signature": sign("s3cret", stale, body)}
     assert not verify("s3cret", old, body)
     assert not verify("s3cret", {}, body)
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"webhook|anthropic": {"x": 1}}'])
+async def test_unreadable_pending_escalations_are_dropped_not_fatal(
+    store: Store, garbage: str
+) -> None:
+    await store.set_value("escalations", garbage)
+    escalator = Escalator(_config(), store, EscalatorSettings(instance="a"), clock=Clock(T0))
+    await escalator.start()
+    assert escalator.pending == {}
+    await store.append(_event(Status.MAJOR_OUTAGE, T0))
+    await escalator.step()
+    assert len(escalator.pending) == 1  # and it works on
+
+
+async def test_tocsin_status_shows_waiting_and_sent_pages(
+    redis_server: RedisServer, key_prefix: str, tmp_path: Path
+) -> None:
+    document = {
+        "store": {"url": redis_server.url, "prefix": key_prefix},
+        "providers": [{"id": "anthropic"}, {"id": "openai"}],
+        "escalation": [
+            {"kind": "webhook", "url": "http://127.0.0.1:9/hook", "name": "Ops bridge"},
+            {"kind": "webhook", "url": "http://127.0.0.1:9/b", "after": "1h", "id": "slow"},
+        ],
+    }
+    path = tmp_path / "tocsin.yaml"
+    path.write_text(yaml.safe_dump(document))
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    await store.open()
+    escalator = Escalator(
+        build_config(document), store, EscalatorSettings(instance="a"), clock=utcnow
+    )
+    await escalator.start()
+    await store.append(_event(Status.MAJOR_OUTAGE, utcnow()))
+    await escalator.step()
+    await escalator.tick()
+    await store.close()
+    proc = await asyncio.create_subprocess_exec(
+        str(TOCSIN),
+        "status",
+        "--config",
+        str(path),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await proc.communicate())[0].decode()
+    assert proc.returncode == 0, output
+    assert "escalations" in output
+    assert "Ops bridge" in output
+    assert re.search(rf"sent \d+s ago \(tocsin:{EPISODE}\)", output), output
+    assert "waiting: due in 59m" in output or "waiting: due in 1h" in output
