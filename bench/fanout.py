@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -64,9 +65,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
+        f"{platform.system()} {platform.release()}; load average at start {load}"
     )
 
 
@@ -111,17 +113,13 @@ async def serve_fakes(channels: int, webhooks: int) -> None:
     guild = discord.add_guild(name="bench")
     hooks: list[str] = []
     for n in range(webhooks):
-        channel = discord.add_channel(guild.id, name=f"alerts-{n}")
-        hooks.append(discord.add_webhook(channel.id))
+        hook_channel = discord.add_channel(guild.id, name=f"alerts-{n}")
+        hooks.append(discord.add_webhook(hook_channel.id))
 
     async def stats(request: web.Request) -> web.Response:
         since = float(request.query.get("since", "0"))
-        slack_new = [
-            m for c in slack_ids for m in slack.top_level(c) if m.at >= since and m.bot_id
-        ]
-        discord_new = [
-            m for m in discord.all_messages.values() if m.webhook_id and m.at >= since
-        ]
+        slack_new = [m for c in slack_ids for m in slack.top_level(c) if m.at >= since and m.bot_id]
+        discord_new = [m for m in discord.all_messages.values() if m.webhook_id and m.at >= since]
         return web.json_response(
             {
                 "slack": {
@@ -431,6 +429,7 @@ def main() -> None:
     finally:
         if redis is not None:
             redis.stop()
+            shutil.rmtree(redis.directory, ignore_errors=True)
         fakes.stop()
     report(results)
 

@@ -9,8 +9,10 @@ its CPU is not tocsin's. After a warm-up, over ``--seconds``:
 * CPU seconds (user + system, ``/proc/<pid>/stat``) and the CPU % of one core they make;
 * peak RSS (``VmHWM`` in ``/proc/<pid>/status``: the whole life of the process, start-up
   included) and RSS at the end (``VmRSS``);
-* checks done (``tocsin_checks_total`` from ``/metrics`` on tocsin's server port, by result)
-  and their mean time (``tocsin_check_latency_seconds``);
+* checks done, from ``/metrics`` on tocsin's server port: source checks (the count of
+  ``tocsin_check_latency_seconds``, one per page read or probe call, with their mean time) and
+  ``tocsin_checks_total`` (one per observation: a page read observes each of its components);
+* how evenly the checks are spread: the busiest second at the fake server;
 * for context, the CPU of redis-server (Redis row) and of the fake server.
 
 Rows: the embedded store and a real ``redis-server`` the script starts.
@@ -26,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,9 +60,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
+        f"{platform.system()} {platform.release()}; load average at start {load}"
     )
 
 
@@ -87,13 +91,28 @@ def memory_kib(pid: int, key: str) -> int:
 async def serve(pages: int, probes: int, etag: bool) -> None:
     """The fake status server with every page and probe route; prints its port, runs until
     stdin closes or SIGTERM."""
-    from tests.fakes.status_server import FakeStatusServer
+    from aiohttp import web
+
+    from tests.fakes.status_server import FakeStatusServer, Route
 
     server = FakeStatusServer()
     for n in range(pages):
         server.set_fixture(f"/pages/{n}/api/v2/summary.json", PAGE_FIXTURE, etag=etag)
     for n in range(probes):
         server.set_json(f"/probes/{n}/v1/models", {"object": "list", "data": []})
+
+    async def stats(request: web.Request) -> web.Response:
+        since, until = float(request.query["since"]), float(request.query["until"])
+        seconds: dict[int, int] = {}
+        for seen in server.requests:
+            if since <= seen.at < until and seen.path != "/_stats":
+                slot = int(seen.at - since)
+                seconds[slot] = seconds.get(slot, 0) + 1
+        return web.json_response(
+            {"requests": sum(seconds.values()), "busiest_second": max(seconds.values(), default=0)}
+        )
+
+    server.routes["/_stats"] = Route(behaviour=stats)
     await server.start()
     print(json.dumps({"url": server.url}), flush=True)
     loop = asyncio.get_running_loop()
@@ -186,20 +205,39 @@ def tocsin_config(args: argparse.Namespace, fake: str, port: int, redis_url: str
     return document
 
 
-def scrape(text: str) -> tuple[dict[str, float], float, float]:
-    """From /metrics: checks by result, and the check latency histogram's sum and count."""
-    by_result: dict[str, float] = {}
-    latency_sum = latency_count = 0.0
+@dataclass
+class Scrape:
+    observations: dict[str, float]  # tocsin_checks_total by result
+    checks: dict[str, float]  # tocsin_check_latency_seconds_count by source kind
+    latency_sum: float
+
+    def minus(self, before: Scrape) -> Scrape:
+        def sub(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+            return {k: v - b.get(k, 0.0) for k, v in a.items() if v - b.get(k, 0.0)}
+
+        return Scrape(
+            sub(self.observations, before.observations),
+            sub(self.checks, before.checks),
+            self.latency_sum - before.latency_sum,
+        )
+
+
+def scrape(text: str) -> Scrape:
+    """From /metrics: observations by result, source checks by kind, total check time."""
+    found = Scrape({}, {}, 0.0)
     for line in text.splitlines():
+        value = line.rsplit(" ", 1)[-1]
         if line.startswith("tocsin_checks_total{"):
             match = re.search(r'result="([^"]*)"', line)
-            result = match.group(1) if match else "?"
-            by_result[result] = by_result.get(result, 0.0) + float(line.rsplit(" ", 1)[1])
-        elif line.startswith("tocsin_check_latency_seconds_sum"):
-            latency_sum += float(line.rsplit(" ", 1)[1])
+            key = match.group(1) if match else "?"
+            found.observations[key] = found.observations.get(key, 0.0) + float(value)
         elif line.startswith("tocsin_check_latency_seconds_count"):
-            latency_count += float(line.rsplit(" ", 1)[1])
-    return by_result, latency_sum, latency_count
+            match = re.search(r'source_kind="([^"]*)"', line)
+            key = match.group(1) if match else "?"
+            found.checks[key] = found.checks.get(key, 0.0) + float(value)
+        elif line.startswith("tocsin_check_latency_seconds_sum"):
+            found.latency_sum += float(value)
+    return found
 
 
 def get(url: str) -> httpx.Response:
@@ -213,8 +251,8 @@ class Row:
     cpu: float
     peak_rss_kib: int
     end_rss_kib: int
-    checks: dict[str, float]
-    check_mean: float
+    metrics: Scrape
+    busiest_second: int
     redis_cpu: float | None
     fake_cpu: float
     startup: float
@@ -254,7 +292,7 @@ def measure(
         startup = time.monotonic() - launched
         print(f"  [{store}] watching after {startup:.1f}s; warming up {args.warmup:g}s", flush=True)
         time.sleep(args.warmup)
-        before_checks, before_sum, before_count = scrape(get(f"{base}/metrics").text)
+        before = scrape(get(f"{base}/metrics").text)
         cpu0 = cpu_seconds(process.pid)
         redis0 = cpu_seconds(redis.process.pid) if redis and redis.process else None
         fake0 = cpu_seconds(fake.process.pid)
@@ -272,7 +310,9 @@ def measure(
         fake1 = cpu_seconds(fake.process.pid)
         peak = memory_kib(process.pid, "VmHWM")
         end_rss = memory_kib(process.pid, "VmRSS")
-        after_checks, after_sum, after_count = scrape(get(f"{base}/metrics").text)
+        after = scrape(get(f"{base}/metrics").text)
+        t1 = time.monotonic()
+        spread = get(f"{fake.url}/_stats?since={t0}&until={t1}").json()
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -282,12 +322,6 @@ def measure(
                 process.kill()
                 process.wait()
         log.close()
-    checks = {
-        k: after_checks.get(k, 0.0) - before_checks.get(k, 0.0)
-        for k in after_checks
-        if after_checks.get(k, 0.0) - before_checks.get(k, 0.0)
-    }
-    count = after_count - before_count
     warnings = [
         line
         for line in (scratch / "tocsin.log").read_text(errors="replace").splitlines()
@@ -295,14 +329,15 @@ def measure(
     ]
     if warnings:
         print(f"  [{store}] tocsin logged {len(warnings)} warnings/errors, e.g. {warnings[0]}")
+    shutil.rmtree(scratch, ignore_errors=True)
     return Row(
         store=store,
         seconds=elapsed,
         cpu=cpu1 - cpu0,
         peak_rss_kib=peak,
         end_rss_kib=max(end_rss, 0),
-        checks=checks,
-        check_mean=(after_sum - before_sum) / count if count else 0.0,
+        metrics=after.minus(before),
+        busiest_second=int(spread["busiest_second"]),
         redis_cpu=(redis1 - redis0) if redis1 is not None and redis0 is not None else None,
         fake_cpu=fake1 - fake0,
         startup=startup,
@@ -317,20 +352,27 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
         f"{'checks':>8}{'checks/s':>10}{'mean check':>12}{'redis CPU %':>13}"
     )
     for r in rows:
-        total = sum(r.checks.values())
+        total = sum(r.metrics.checks.values())
+        mean = r.metrics.latency_sum / total if total else 0.0
         redis = f"{100 * r.redis_cpu / r.seconds:.1f}" if r.redis_cpu is not None else "-"
         print(
             f"{r.store:10}{r.seconds:>7.0f}s{r.cpu:>8.1f}{100 * r.cpu / r.seconds:>7.1f}%"
             f"{r.peak_rss_kib / 1024:>8.0f} MiB{r.end_rss_kib / 1024:>6.0f} MiB"
-            f"{total:>8.0f}{total / r.seconds:>10.1f}{r.check_mean * 1000:>9.1f} ms{redis:>13}"
+            f"{total:>8.0f}{total / r.seconds:>10.1f}{mean * 1000:>9.1f} ms{redis:>13}"
         )
     print()
-    print(f"expected checks/s: {expected:g} ({args.pages + args.probes} sources / {args.interval:g}s)")
+    print(
+        f"checks: source checks (page reads + probe calls); expected {expected:g}/s "
+        f"({args.pages + args.probes} sources / {args.interval:g}s)"
+    )
     for r in rows:
-        results = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.checks.items()))
+        kinds = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.metrics.checks.items()))
+        results = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.metrics.observations.items()))
         print(
-            f"{r.store}: checks by result: {results}; started watching {r.startup:.1f}s after "
-            f"launch; the fake server's own CPU {100 * r.fake_cpu / r.seconds:.1f}% (not counted)"
+            f"{r.store}: checks by kind: {kinds}; tocsin_checks_total (per component) by "
+            f"result: {results}; busiest second at the fake: {r.busiest_second} requests; "
+            f"watching {r.startup:.1f}s after launch; the fake server's own CPU "
+            f"{100 * r.fake_cpu / r.seconds:.1f}% (not counted)"
         )
 
 
@@ -373,6 +415,7 @@ def main() -> None:
                     rows.append(measure(args, fake, store, redis))
                 finally:
                     redis.stop()
+                    shutil.rmtree(redis.directory, ignore_errors=True)
             else:
                 rows.append(measure(args, fake, store, None))
     finally:

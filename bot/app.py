@@ -132,9 +132,13 @@ def assemble(
         runtime.watcher = Watcher(plan.sources, tracker, store, settings)
     if role in ("all", "notifier"):
         context = NoticeContext(config, store, runtime.probed)
-        runtime.dispatcher = Dispatcher(
-            store, runtime.targets, context, DispatcherSettings(consumer=instance)
+        claim_idle = config.store.claim_idle
+        dispatcher_settings = DispatcherSettings(
+            consumer=instance,
+            claim_idle_ms=int(claim_idle * 1000),
+            touch_every=min(10.0, claim_idle / 3),  # our own entries never look idle
         )
+        runtime.dispatcher = Dispatcher(store, runtime.targets, context, dispatcher_settings)
         if config.escalation:
             runtime.escalator = Escalator(
                 config, store, EscalatorSettings(instance=instance, lease=config.store.lease)

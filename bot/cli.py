@@ -41,7 +41,7 @@ from bot.sources.base import Source
 from bot.store import MemoryStore, StoreUnavailable, make_store
 from bot.watcher import WatcherSettings, check_all, make_client
 from config.durations import humanize
-from config.loader import ConfigError, load_config, resolve_path
+from config.loader import ROLE_ENV, ConfigError, load_config, resolve_path
 from config.schema import TocsinConfig
 from handlers.console import STYLE
 
@@ -107,7 +107,9 @@ def run(
     config: ConfigOption = None,
     role: Annotated[
         str,
-        typer.Option(help="What this process does: all | watcher | notifier | bot."),
+        typer.Option(
+            help="What this process does: all | watcher | notifier | bot.", envvar=ROLE_ENV
+        ),
     ] = "all",
 ) -> None:
     """Watch the providers and deliver notices until stopped (Ctrl-C or SIGTERM)."""

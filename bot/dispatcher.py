@@ -52,6 +52,8 @@ from config.schema import TocsinConfig
 log = get_logger("tocsin.dispatcher")
 
 _T = TypeVar("_T")
+#: How many acknowledged entry ids are remembered (see ``_behind_its_opener``).
+FINISHED_KEPT = 4096
 Outcome = Literal["delivered", "reconciled", "duplicate", "skipped", "dead"]
 
 
@@ -67,6 +69,10 @@ class DispatcherSettings:
     retry_initial: float = 0.5
     retry_max: float = 60.0
     store_retry: float = 1.0
+    #: Store calls the per-target workers make at once. redis-py's pool (100 connections)
+    #: raises rather than waits when it runs dry, which read as "store unreachable" for a
+    #: fan-out to a few hundred channels; the watcher and health checks share that pool.
+    store_concurrency: int = 32
     #: Unexpected errors (bugs) get this many tries before the delivery is dead-lettered.
     unexpected_attempts: int = 5
 
@@ -159,6 +165,8 @@ class _Entry:
     remaining: int
     redelivery: bool
     started: float = field(default_factory=time.monotonic)
+    #: The targets done with it (see ``_behind_its_opener``).
+    done: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +189,9 @@ class Dispatcher:
         self.settings = settings
         self._queues: dict[str, asyncio.Queue[_Job]] = {t.key: asyncio.Queue() for t in targets}
         self._inflight: dict[str, _Entry] = {}
+        self._finished: dict[str, None] = {}  # recently acknowledged entries, oldest first
         self._room = asyncio.Event()
+        self._store_slots = asyncio.Semaphore(settings.store_concurrency)
         self._room.set()
         self._workers: list[asyncio.Task[None]] = []
         #: Called after every (event, target) outcome: tests and benchmarks watch this.
@@ -282,6 +292,9 @@ class Dispatcher:
             return
         await self._ack(flight.entry.id)
         self._inflight.pop(flight.entry.id, None)
+        self._finished[flight.entry.id] = None  # acked: a concurrent XPENDING may still list it
+        while len(self._finished) > FINISHED_KEPT:
+            self._finished.pop(next(iter(self._finished)))
         if len(self._inflight) < self.settings.max_inflight:
             self._room.set()
 
@@ -305,11 +318,55 @@ class Dispatcher:
         while True:
             job = await queue.get()
             try:
+                if await self._behind_its_opener(target, job):
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(self.settings.store_retry, queue.put_nowait, job)
+                    continue  # not done: the entry stays unacknowledged (and ours)
                 outcome = await self._process_safely(target, job)
+                job.flight.done.add(target.key)
                 await self._notify(job.event, target, outcome)
             finally:
                 queue.task_done()
             await self._finish(job.flight)
+
+    async def _behind_its_opener(self, target: Target, job: _Job) -> bool:
+        """Must this event wait for an earlier one of its episode? Replicas share the
+        stream, not an order: the event that opens the episode's thread may still be with
+        another replica (a dead one's until it is claimed), and routing a later event
+        without that thread would post a second root, or drop the recovery as noise.
+        The wait never blocks the queue (the job is put back a moment later): the earlier
+        event may be queued behind it, claimed by this very replica."""
+        event = job.event
+        if (
+            event.episode is None
+            or event.episode_started == event.at  # it opened the episode
+            or event.audience != "all"
+            or event.type in ("drill", "escalation")
+            or target.route.policy is not None
+        ):
+            return False
+        try:
+            if await self._until_store(self.store.get_thread, event.episode, target.key):
+                return False
+            earlier = await self._until_store(
+                self.store.pending_before,
+                self.settings.group,
+                job.flight.entry.id,
+                self.settings.max_inflight,
+            )
+        except Exception:  # a bug here must not stop the target's worker
+            log.exception("cannot tell whether an earlier notice is pending", target=target.label)
+            return False
+        for entry in earlier or []:
+            if entry.event is None or entry.event.episode != event.episode:
+                continue
+            if entry.id in self._finished:
+                continue  # done here moments ago: listed before our acknowledgement landed
+            ours = self._inflight.get(entry.id)
+            if ours is None or target.key not in ours.done:
+                log.debug("waiting for an earlier notice", event_id=event.id, entry=entry.id)
+                return True
+        return False
 
     async def _process_safely(self, target: Target, job: _Job) -> Outcome:
         """A bug in a stage must not silence a target for good: record it and move on."""
@@ -496,7 +553,8 @@ class Dispatcher:
         warned = False
         while True:
             try:
-                return await call(*args)
+                async with self._store_slots:
+                    return await call(*args)
             except StoreUnavailable as exc:
                 if not warned:
                     log.warning("store unreachable; waiting", error=str(exc))

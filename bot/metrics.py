@@ -40,6 +40,11 @@ BUFFERED = Gauge(
     "State updates held in memory while the store is unreachable",
     registry=REGISTRY,
 )
+BUFFER_DROPPED = Counter(
+    "tocsin_buffer_dropped_total",
+    "Buffered updates dropped because events alone overflowed the buffer (store away long)",
+    registry=REGISTRY,
+)
 LEADER = Gauge(
     "tocsin_watcher_leader", "1 when this replica holds the watcher lease", registry=REGISTRY
 )

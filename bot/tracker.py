@@ -42,6 +42,7 @@ from bot.models import (
     SourceKind,
     StateUpdate,
     Status,
+    state_key,
     worst,
 )
 
@@ -63,6 +64,9 @@ class TrackerSettings:
     self_check_min_providers: int = 3
     self_check_ratio: float = 0.5
     self_check_window: float = 300.0
+    #: The providers with a probe. Counted from the start: before the first round is over,
+    #: a failure is not an outage just because the other probes have not run yet.
+    probed: frozenset[str] = frozenset()
     #: How long after an episode closes its incident's resolution is still told in its thread.
     resolution_grace: float = 3600.0
 
@@ -133,6 +137,8 @@ class Tracker:
                 prov.episode, prov.episode_started = state.episode, state.episode_started
             if state.incident:
                 prov.seen[state.incident.revision] = None
+            if state.key == WATCHER_KEY:  # the admins were told; they hear when it is over
+                self._network_suspect = state.status is Status.MAJOR_OUTAGE
 
     def states(self) -> dict[str, ComponentState]:
         return {key: track.state for key, track in self._tracks.items()}
@@ -276,7 +282,7 @@ class Tracker:
         if self._network_suspect:
             return False
         probed = self._probed()
-        if len(probed) < self.settings.self_check_min_providers:
+        if len(probed.keys() | self.settings.probed) < self.settings.self_check_min_providers:
             return True
         start, end = track.streak_started, track.last_failure_at
         if start is None or end is None:
@@ -306,6 +312,8 @@ class Tracker:
             if t.last_probe_at and now - t.last_probe_at <= window
         ]
         if len(recent) < self.settings.self_check_min_providers:
+            if len(self.settings.probed) >= self.settings.self_check_min_providers:
+                return []  # the first round is not over: no verdict either way yet
             suspect = False
         else:
             failing = sum(t.last_probe_network_error for t in recent)
@@ -600,6 +608,10 @@ def _carries_incident(updates: Sequence[StateUpdate]) -> bool:
 
 def _was_open(prov: _ProviderTrack, incident: Incident) -> bool:
     return any(incident_id == incident.id for incident_id, _ in prov.seen)
+
+
+#: The self-check's own state: a new leader (or a restart) picks up what the admins were told.
+WATCHER_KEY = state_key("tocsin", "watcher")
 
 
 def _watcher_state(suspect: bool, at: datetime, detail: str) -> ComponentState:

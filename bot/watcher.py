@@ -75,6 +75,7 @@ def tracker_for(config: TocsinConfig, sources: Sequence[Source]) -> Tracker:
         flap_quiet=watch.flap_quiet,
         self_check_min_providers=watch.self_check_min_providers,
         self_check_window=3 * max(probe_intervals, default=watch.interval),
+        probed=frozenset(s.provider for s in sources if s.kind is SourceKind.PROBE),
     )
     thresholds = {
         p.id: Thresholds(
@@ -335,12 +336,30 @@ class Watcher:
         async with self._observe_lock:
             updates = self.tracker.observe(observations)
             self._buffer.extend(updates)
+            if len(self._buffer) > self.settings.buffer_limit:
+                self._compact()
             while len(self._buffer) > self.settings.buffer_limit:
                 self._buffer.popleft()
                 self.dropped += 1
+                metrics.BUFFER_DROPPED.inc()
+                if self.dropped == 1:
+                    log.error(
+                        "the buffer is full of events: the oldest are dropped",
+                        limit=self.settings.buffer_limit,
+                    )
             metrics.BUFFERED.set(len(self._buffer))
         await self.flush()
         return updates
+
+    def _compact(self) -> None:
+        """Make room without losing anything that matters: an update that carries no event
+        and no status change only refreshes a state a later update overwrites anyway, so only
+        the newest of those per component is kept. Events are dropped only if events alone
+        overflow the buffer."""
+        newest = {u.state.key: i for i, u in enumerate(self._buffer) if _plain(u)}
+        kept = [u for i, u in enumerate(self._buffer) if not _plain(u) or newest[u.state.key] == i]
+        self._buffer.clear()
+        self._buffer.extend(kept)
 
     async def flush(self) -> bool:
         """Write buffered updates in order; keep them if the store is unreachable."""
@@ -371,6 +390,11 @@ class Watcher:
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+
+def _plain(update: StateUpdate) -> bool:
+    """A state refresh (checked_at, latency): no event, no status change for the history."""
+    return update.event is None and not update.status_changed
 
 
 async def check_all(sources: Sequence[Source], client: httpx.AsyncClient) -> list[Observation]:

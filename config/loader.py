@@ -1,14 +1,16 @@
-"""Loading: find the file, read YAML, resolve catalog providers, overlay environment secrets,
-validate. Every problem is collected into one :class:`ConfigError` whose lines carry the path
-of the offending key (``providers[2].probe.url: ...``), so a broken config never starts half a
-bot.
+"""Loading: find the file, read YAML, overlay the environment (secrets, and the settings a
+container sets without any file), resolve catalog providers, validate. Every problem is
+collected into one :class:`ConfigError` whose lines carry the path of the offending key
+(``providers[2].probe.url: ...``) or the variable that gave it (``TOCSIN_SERVER_PORT: ...``),
+so a broken config never starts half a bot.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,38 +50,98 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(self.errors))
 
 
+_ENV_MODEL = SettingsConfigDict(
+    env_file=".env", extra="ignore", case_sensitive=True, env_ignore_empty=True
+)
+
+
 class EnvSecrets(BaseSettings):
     """Secrets (and the Redis URL) that may come from the environment instead of the file.
 
     pydantic-settings reads them (and a ``.env`` file when present), so the names below are
-    the whole contract; the environment wins over the file.
+    the whole contract; the environment wins over the file. An empty variable counts as
+    unset, so compose's ``${SLACK_BOT_TOKEN:-}`` placeholders are harmless.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+    model_config = _ENV_MODEL
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    #: Webhook URLs carry their token: a secret, comma-separated.
+    discord_webhooks: SecretStr | None = Field(None, alias="TOCSIN_DISCORD_WEBHOOKS")
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
+    redis_sentinel_password: SecretStr | None = Field(None, alias="REDIS_SENTINEL_PASSWORD")
     pagerduty_routing_key: SecretStr | None = Field(None, alias="PAGERDUTY_ROUTING_KEY")
     opsgenie_api_key: SecretStr | None = Field(None, alias="OPSGENIE_API_KEY")
     hook_secret: SecretStr | None = Field(None, alias="TOCSIN_HOOK_SECRET")
 
 
-#: Environment variable → where it lands in the config document.
-_SECTION_SECRETS = {
-    "slack_bot_token": ("slack", "bot_token"),
-    "slack_app_token": ("slack", "app_token"),
-    "slack_signing_secret": ("slack", "signing_secret"),
-    "discord_token": ("discord", "token"),
-    "redis_url": ("store", "url"),
-    "hook_secret": ("hooks", "secret"),
+class EnvSettings(BaseSettings):
+    """The settings a container sets without any config file (README "Environment-only
+    configuration"). Each names one key of the file and wins over it, as secrets do; the
+    values stay strings here and are validated by the schema like the file's, so the two
+    can never disagree on what a value means."""
+
+    model_config = _ENV_MODEL
+
+    providers: str | None = Field(None, alias="TOCSIN_PROVIDERS")
+    slack_channels: str | None = Field(None, alias="TOCSIN_SLACK_CHANNELS")
+    slack_admin_channel: str | None = Field(None, alias="TOCSIN_SLACK_ADMIN_CHANNEL")
+    discord_channels: str | None = Field(None, alias="TOCSIN_DISCORD_CHANNELS")
+    discord_admin_channel: str | None = Field(None, alias="TOCSIN_DISCORD_ADMIN_CHANNEL")
+    server_host: str | None = Field(None, alias="TOCSIN_SERVER_HOST")
+    server_port: str | None = Field(None, alias="TOCSIN_SERVER_PORT")
+    log_level: str | None = Field(None, alias="TOCSIN_LOG_LEVEL")
+    log_format: str | None = Field(None, alias="TOCSIN_LOG_FORMAT")
+    instance: str | None = Field(None, alias="TOCSIN_INSTANCE")
+    store_prefix: str | None = Field(None, alias="TOCSIN_STORE_PREFIX")
+    watch_interval: str | None = Field(None, alias="TOCSIN_WATCH_INTERVAL")
+
+
+def _items(text: str) -> list[str]:
+    """A comma-separated list; spaces around items and empty items are dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _targets(key: str) -> Callable[[str], list[dict[str, Any]]]:
+    """Chat targets for every provider, one per listed id or URL (finer routing: the file)."""
+    return lambda text: [{key: item, "providers": "all"} for item in _items(text)]
+
+
+#: Environment variable → (where its value lands in the config document, how it is read).
+_PLACES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "SLACK_BOT_TOKEN": (("slack", "bot_token"), str),
+    "SLACK_APP_TOKEN": (("slack", "app_token"), str),
+    "SLACK_SIGNING_SECRET": (("slack", "signing_secret"), str),
+    "DISCORD_TOKEN": (("discord", "token"), str),
+    "TOCSIN_DISCORD_WEBHOOKS": (("discord", "webhooks"), _targets("url")),
+    "REDIS_URL": (("store", "url"), str),
+    "REDIS_SENTINEL_PASSWORD": (("store", "sentinel_password"), str),
+    "TOCSIN_HOOK_SECRET": (("hooks", "secret"), str),
+    "TOCSIN_PROVIDERS": (("providers",), _items),
+    "TOCSIN_SLACK_CHANNELS": (("slack", "channels"), _targets("id")),
+    "TOCSIN_SLACK_ADMIN_CHANNEL": (("slack", "admin_channel"), str),
+    "TOCSIN_DISCORD_CHANNELS": (("discord", "channels"), _targets("id")),
+    "TOCSIN_DISCORD_ADMIN_CHANNEL": (("discord", "admin_channel"), str),
+    "TOCSIN_SERVER_HOST": (("server", "host"), str),
+    "TOCSIN_SERVER_PORT": (("server", "port"), str),
+    "TOCSIN_LOG_LEVEL": (("log", "level"), str.lower),
+    "TOCSIN_LOG_FORMAT": (("log", "format"), str.lower),
+    "TOCSIN_INSTANCE": (("instance",), str),
+    "TOCSIN_STORE_PREFIX": (("store", "prefix"), str),
+    "TOCSIN_WATCH_INTERVAL": (("watch", "interval"), str),
 }
 _POLICY_SECRETS = {
-    "pagerduty_routing_key": ("pagerduty", "routing_key"),
-    "opsgenie_api_key": ("opsgenie", "api_key"),
+    "PAGERDUTY_ROUTING_KEY": ("pagerduty", "routing_key"),
+    "OPSGENIE_API_KEY": ("opsgenie", "api_key"),
 }
+
+#: ``tocsin run``'s default role (its ``--role`` wins): a container's one way to choose it.
+ROLE_ENV = "TOCSIN_ROLE"
+#: Every variable tocsin reads for its config: the file's name, the overlays, the role.
+ENV_VARIABLES = (CONFIG_ENV, *_PLACES, *_POLICY_SECRETS, ROLE_ENV)
 
 
 def resolve_path(explicit: str | Path | None, env: Mapping[str, str] | None = None) -> Path | None:
@@ -94,11 +156,12 @@ def resolve_path(explicit: str | Path | None, env: Mapping[str, str] | None = No
 
 
 def load_config(path: str | Path | None = None, *, catalog: Catalog | None = None) -> TocsinConfig:
-    """The validated config from ``path`` (``None``: the built-in defaults)."""
+    """The validated config from ``path`` (``None``: no file, the environment over the
+    built-in defaults)."""
     catalog = catalog or load_catalog()
     if path is None:
         document: dict[str, Any] = {}
-        source = "built-in defaults"
+        source = "the environment (no config file)"
     else:
         document = read_document(Path(path))
         source = str(path)
@@ -135,44 +198,100 @@ def build_config(
     source: str = "config",
     catalog: Catalog | None = None,
 ) -> TocsinConfig:
-    """Validate a config document (environment secrets overlaid); raise :class:`ConfigError`
-    with every problem at once: schema errors and cross-references alike."""
+    """Validate a config document (the environment overlaid); raise :class:`ConfigError`
+    with every problem at once: schema errors and cross-references alike. A problem with a
+    value the environment gave names the variable (``TOCSIN_SERVER_PORT: ...``)."""
     catalog = catalog or load_catalog()
-    doc = dict(document)
+    doc = copy.deepcopy(dict(document))
+    origins = overlay_env(doc, catalog)
+    written = doc.get("providers")
     errors: list[str] = []
-    doc["providers"], positions = _resolve_providers(doc.get("providers"), catalog, errors)
-    _overlay_env(doc, EnvSecrets())
+    doc["providers"], positions = _resolve_providers(written, catalog, errors)
     config: TocsinConfig | None = None
     try:
         config = TocsinConfig.model_validate(doc)
     except ValidationError as exc:
         errors.extend(format_validation_error(exc, positions))
-    errors.extend(_cross_checks(doc, document.get("providers"), positions, catalog))
+    errors.extend(_cross_checks(doc, written, positions, catalog))
     if errors or config is None:
-        raise ConfigError(errors, source)
+        raise ConfigError(name_variables(errors, origins), source)
     return config
 
 
-def _overlay_env(doc: dict[str, Any], secrets: EnvSecrets) -> None:
-    for name, (section, key) in _SECTION_SECRETS.items():
-        value = getattr(secrets, name)
-        if value is None:
+def env_values() -> dict[str, str]:
+    """The config variables that are set (environment, else ``.env``), by name."""
+    values: dict[str, str] = {}
+    for settings in (EnvSecrets(), EnvSettings()):
+        for name, field in type(settings).model_fields.items():
+            value = getattr(settings, name)
+            if value is not None and field.alias:
+                values[field.alias] = (
+                    value.get_secret_value() if isinstance(value, SecretStr) else value
+                )
+    return values
+
+
+def overlay_env(doc: dict[str, Any], catalog: Catalog) -> dict[str, str]:
+    """Put every set variable's value in its place in ``doc``, over the file's; returns
+    where each landed (``"server.port" → "TOCSIN_SERVER_PORT"``) for error messages."""
+    values = env_values()
+    origins: dict[str, str] = {}
+    for variable, (path, read) in _PLACES.items():
+        if variable not in values:
             continue
-        if section in ("slack", "discord") and doc.get(section) is None:
-            doc[section] = {}
-        target = doc.setdefault(section, {})
-        if isinstance(target, dict):
-            target[key] = value.get_secret_value()
+        value = read(values[variable])
+        if variable == "TOCSIN_PROVIDERS" and value == ["all"]:
+            value = catalog.ids()
+        if _place(doc, path, value):
+            origins[format_loc(path)] = variable
+    _fill_policy_keys(doc, values)
+    return origins
+
+
+def _place(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> bool:
+    """Set ``doc[a][b] = value``; a section written empty becomes a mapping. A section the
+    file wrote as something else is left alone: validation reports the file's mistake."""
+    target = doc
+    for section in path[:-1]:
+        if target.get(section) is None:
+            target[section] = {}
+        if not isinstance(target[section], dict):
+            return False
+        target = target[section]
+    target[path[-1]] = value
+    return True
+
+
+def _fill_policy_keys(doc: dict[str, Any], values: Mapping[str, str]) -> None:
+    """PAGERDUTY_ROUTING_KEY and OPSGENIE_API_KEY fill the policies without a key of their
+    own (policies may page different services: a policy's own key is kept)."""
     policies = doc.get("escalation")
     if not isinstance(policies, list):
         return
-    for name, (kind, key) in _POLICY_SECRETS.items():
-        value = getattr(secrets, name)
-        if value is None:
+    for variable, (kind, key) in _POLICY_SECRETS.items():
+        if variable not in values:
             continue
         for policy in policies:
             if isinstance(policy, dict) and policy.get("kind") == kind and not policy.get(key):
-                policy[key] = value.get_secret_value()
+                policy[key] = values[variable]
+
+
+def name_variables(errors: Sequence[str], origins: Mapping[str, str]) -> list[str]:
+    """``server.port: ...`` → ``TOCSIN_SERVER_PORT: ...`` when the environment gave that
+    value (deeper: ``TOCSIN_PROVIDERS (providers[1].id): ...``), so the user looks in the
+    right place: the file does not say what the error is about."""
+    named = []
+    for line in errors:
+        for path, variable in origins.items():
+            if line.startswith(f"{path}: "):
+                line = f"{variable}: {line.removeprefix(f'{path}: ')}"
+                break
+            if line.startswith((f"{path}.", f"{path}[")):
+                where, _, message = line.partition(": ")
+                line = f"{variable} ({where}): {message}"
+                break
+        named.append(line)
+    return named
 
 
 def _resolve_providers(raw: Any, catalog: Catalog, errors: list[str]) -> tuple[Any, list[int]]:

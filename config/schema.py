@@ -20,12 +20,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from bot.models import SEVERITY_ORDER, Status
 from config.durations import Duration
+from config.redis_urls import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_url
 
 PROVIDER_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
@@ -54,24 +56,81 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class StoreTLS(Model):
+    """Client TLS for a ``rediss://`` store, handed to redis-py as its ``ssl_*`` options.
+
+    Omitted: redis-py's defaults (the system's CAs, certificate and host name checked).
+    """
+
+    #: PEM file of the CA(s) to trust, e.g. a managed Redis's or your own.
+    ca_file: str | None = None
+    #: Client certificate and key (PEM), for servers that require mutual TLS.
+    cert_file: str | None = None
+    key_file: str | None = None
+    #: Check the server's certificate and host name. ``false`` encrypts without knowing who
+    #: answers: only for a test setup.
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> StoreTLS:
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file (the certificate it belongs to)")
+        return self
+
+
 class StoreConfig(Model):
     """Where state and events live: Redis at ``url``, else the embedded in-process store."""
 
     #: A secret: the URL may carry Redis's password.
     url: SecretStr | None = None
+    #: TLS options for a ``rediss://`` url.
+    tls: StoreTLS | None = None
+    #: The sentinels' own password (``requirepass`` in sentinel.conf) for a
+    #: ``redis+sentinel://`` url; the password in the URL is the Redis servers'.
+    sentinel_password: SecretStr | None = None
     prefix: str = "tocsin:"
     stream_maxlen: int = Field(10_000, ge=100)
     lease: Duration = 15.0
+    #: How long a notifier's unacknowledged stream entries sit idle before another replica
+    #: takes them over (XAUTOCLAIM): a dead notifier's notices wait about this long. A live
+    #: notifier re-marks its own every third of it, so keep it well above its pauses.
+    claim_idle: Duration = Field(30.0, ge=1.0)
 
     @field_validator("url")
     @classmethod
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
+        url = value.get_secret_value()
+        scheme = urlsplit(url).scheme
+        if scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
             shown = f"scheme {scheme!r}" if scheme else "no scheme"
-            raise ValueError(f"must be a redis://, rediss:// or unix:// URL (got {shown})")
+            raise ValueError(
+                f"must be a redis://, rediss://, unix:// or {SENTINEL_SCHEME}:// URL (got {shown})"
+            )
+        if scheme == SENTINEL_SCHEME:
+            parse_sentinel_url(url)  # its ValueError says what is wrong, without the password
+        return value
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_needs_rediss(cls, value: StoreTLS | None, info: ValidationInfo) -> StoreTLS | None:
+        """TLS settings on a plain connection would be ignored: say so instead."""
+        url = info.data.get("url")
+        if (
+            value is not None
+            and url is not None
+            and urlsplit(url.get_secret_value()).scheme != "rediss"
+        ):
+            raise ValueError("only used with a rediss:// url")
+        return value
+
+    @field_validator("sentinel_password")
+    @classmethod
+    def _only_for_sentinels(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        url = info.data.get("url")
+        if value is not None and url is not None and not is_sentinel_url(url.get_secret_value()):
+            raise ValueError(f"only used with a {SENTINEL_SCHEME}:// url")
         return value
 
 

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
+from config.loader import ENV_VARIABLES
 from tests.fakes.status_server import FakeStatusServer
 from tests.redis_server import RedisServer
 
@@ -55,18 +56,8 @@ async def status_server() -> AsyncIterator[FakeStatusServer]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never read the developer's own secrets or config file."""
-    for name in (
-        "TOCSIN_CONFIG",
-        "SLACK_BOT_TOKEN",
-        "SLACK_APP_TOKEN",
-        "SLACK_SIGNING_SECRET",
-        "DISCORD_TOKEN",
-        "REDIS_URL",
-        "PAGERDUTY_ROUTING_KEY",
-        "OPSGENIE_API_KEY",
-        "TOCSIN_HOOK_SECRET",
-    ):
+    """Tests never read the developer's own secrets, settings or config file."""
+    for name in ENV_VARIABLES:  # every variable the loader reads
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -16,7 +16,15 @@ import pytest
 
 from config.catalog import load_catalog
 from config.durations import parse_duration
-from config.loader import ConfigError, build_config, load_config, resolve_path
+from config.loader import (
+    ENV_VARIABLES,
+    ConfigError,
+    EnvSecrets,
+    EnvSettings,
+    build_config,
+    load_config,
+    resolve_path,
+)
 from config.schema import PagerDutyPolicy, TocsinConfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tocsin.yaml"
@@ -801,8 +809,9 @@ def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path) -> None:
 
 
 def test_a_bad_redis_url_from_the_environment_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named by its variable: the file (if any) does not hold the value that is wrong."""
     monkeypatch.setenv("REDIS_URL", "localhost:6390")
-    assert "redis://" in error_at(errors_of({"providers": []}), "store.url")
+    assert "redis://" in error_at(errors_of({"providers": []}), "REDIS_URL")
 
 
 # -- resolve_path ------------------------------------------------------------------------------
@@ -896,3 +905,158 @@ def test_the_redis_password_never_appears_in_repr_or_str(monkeypatch: pytest.Mon
     assert "hunter2-sekrit" in config.store.url.get_secret_value()
     assert "hunter2-sekrit" not in repr(config)
     assert "hunter2-sekrit" not in str(config)
+
+
+# -- environment-only settings (README "Environment-only configuration") -------------------------
+
+
+ENV_SETTINGS: list[tuple[str, str, Callable[[TocsinConfig], Any], Any]] = [
+    ("TOCSIN_SERVER_HOST", "0.0.0.0", lambda c: c.server.host, "0.0.0.0"),
+    ("TOCSIN_SERVER_PORT", "9100", lambda c: c.server.port, 9100),
+    ("TOCSIN_LOG_LEVEL", "DEBUG", lambda c: c.log.level, "debug"),
+    ("TOCSIN_LOG_FORMAT", "json", lambda c: c.log.format, "json"),
+    ("TOCSIN_INSTANCE", "replica-2", lambda c: c.instance, "replica-2"),
+    ("TOCSIN_STORE_PREFIX", "staging:", lambda c: c.store.prefix, "staging:"),
+    ("TOCSIN_WATCH_INTERVAL", "1m30s", lambda c: c.watch.interval, 90.0),
+    ("TOCSIN_PROVIDERS", " openai ,groq,", lambda c: c.provider_ids, ["openai", "groq"]),
+    (
+        "TOCSIN_SLACK_CHANNELS",
+        "C01,C02",
+        lambda c: [(ch.id, ch.providers, ch.min_status.value) for ch in c.slack.channels],
+        [("C01", "all", "degraded"), ("C02", "all", "degraded")],
+    ),
+    ("TOCSIN_SLACK_ADMIN_CHANNEL", "C0ADMIN", lambda c: c.slack.admin_channel, "C0ADMIN"),
+    (
+        "TOCSIN_DISCORD_CHANNELS",
+        "123,456",
+        lambda c: [(ch.id, ch.providers) for ch in c.discord.channels],
+        [("123", "all"), ("456", "all")],
+    ),
+    ("TOCSIN_DISCORD_ADMIN_CHANNEL", "789", lambda c: c.discord.admin_channel, "789"),
+    (
+        "TOCSIN_DISCORD_WEBHOOKS",
+        "https://discord.com/api/webhooks/1/aa,https://discord.com/api/webhooks/2/bb",
+        lambda c: [w.url.get_secret_value() for w in c.discord.webhooks],
+        ["https://discord.com/api/webhooks/1/aa", "https://discord.com/api/webhooks/2/bb"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "get", "expected"), ENV_SETTINGS, ids=[s[0] for s in ENV_SETTINGS]
+)
+def test_each_environment_setting_configures_without_a_file(
+    monkeypatch: pytest.MonkeyPatch,
+    var: str,
+    value: str,
+    get: Callable[[TocsinConfig], Any],
+    expected: Any,
+) -> None:
+    default = load_config(None)
+    monkeypatch.setenv(var, value)
+    configured = load_config(None)
+    assert get(configured) == expected
+    assert configured != default  # the variable made the difference
+
+
+def test_the_environment_wins_over_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule for settings and secrets alike: file < environment (< command-line flags)."""
+    document = {
+        "server": {"host": "127.0.0.1", "port": 9000},
+        "providers": ["anthropic", custom()],
+        "slack": {"channels": [{"id": "CFILE", "providers": ["anthropic"]}], "bot_token": "x"},
+        "instance": "from-file",
+    }
+    monkeypatch.setenv("TOCSIN_SERVER_PORT", "9100")
+    monkeypatch.setenv("TOCSIN_PROVIDERS", "openai")
+    monkeypatch.setenv("TOCSIN_SLACK_CHANNELS", "CENV")
+    monkeypatch.setenv("TOCSIN_INSTANCE", "from-env")
+    config = build_config(document)
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 9100)  # key by key
+    assert config.provider_ids == ["openai"]  # a list variable replaces the file's list
+    assert config.slack is not None
+    assert [c.id for c in config.slack.channels] == ["CENV"]
+    assert config.instance == "from-env"
+    assert document["server"] == {"host": "127.0.0.1", "port": 9000}  # the input is untouched
+    assert document["instance"] == "from-file"
+
+
+def test_tocsin_providers_all_is_the_whole_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOCSIN_PROVIDERS", "all")
+    assert load_config(None).provider_ids == CATALOG.ids()
+
+
+@pytest.mark.parametrize("var", ["SLACK_BOT_TOKEN", "TOCSIN_SERVER_PORT", "REDIS_URL"])
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
+    """compose's ``${SLACK_BOT_TOKEN:-}`` placeholders arrive as empty strings."""
+    monkeypatch.setenv(var, "")
+    with_empty = load_config(None)
+    monkeypatch.delenv(var)
+    assert with_empty == load_config(None)
+
+
+def test_errors_in_environment_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOCSIN_SERVER_PORT", "70000")
+    monkeypatch.setenv("TOCSIN_WATCH_INTERVAL", "soon")
+    monkeypatch.setenv("TOCSIN_LOG_FORMAT", "xml")
+    monkeypatch.setenv("TOCSIN_PROVIDERS", "anthropic,opneai")
+    errors = errors_of({"watch": {"timeout": "never"}})
+    assert "less than or equal to 65535" in error_at(errors, "TOCSIN_SERVER_PORT")
+    assert "30s" in error_at(errors, "TOCSIN_WATCH_INTERVAL")
+    assert "'console' or 'json'" in error_at(errors, "TOCSIN_LOG_FORMAT")
+    assert "(did you mean 'openai'?)" in error_at(errors, "TOCSIN_PROVIDERS (providers[1].id)")
+    assert error_at(errors, "watch.timeout")  # the file's own mistake keeps its path
+    assert len(errors) == 5, errors
+
+
+def test_no_file_errors_say_the_environment_is_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOCSIN_SERVER_PORT", "http")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert caught.value.source == "the environment (no config file)"
+    assert caught.value.errors == [
+        "TOCSIN_SERVER_PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+def test_a_section_the_file_got_wrong_is_the_files_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOCSIN_SERVER_PORT", "9100")
+    errors = errors_of({"server": "0.0.0.0:8080", "providers": []})
+    assert error_at(errors, "server")
+
+
+def test_environment_webhooks_are_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOCSIN_DISCORD_WEBHOOKS", "https://discord.com/api/webhooks/9/sekrit-hook")
+    config = load_config(None)
+    assert config.discord is not None
+    assert len(config.discord.webhooks) == 1
+    assert "sekrit-hook" not in repr(config)
+    assert "sekrit-hook" not in config.model_dump_json()
+
+
+def test_the_sentinel_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis+sentinel://s1:26379,s2:26379/mymaster/0")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-sekrit")
+    store = load_config(None).store
+    assert store.sentinel_password is not None
+    assert store.sentinel_password.get_secret_value() == "sentinel-sekrit"
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    line = error_at(errors_of({"providers": []}), "REDIS_SENTINEL_PASSWORD")
+    assert "redis+sentinel://" in line
+
+
+def test_dotenv_supplies_settings_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TOCSIN_PROVIDERS=groq\nTOCSIN_SERVER_PORT=9200\n")
+    config = load_config(None)
+    assert (config.provider_ids, config.server.port) == (["groq"], 9200)
+
+
+def test_every_variable_the_loader_reads_is_listed() -> None:
+    """ENV_VARIABLES is what the suite scrubs and the compose test checks against."""
+    aliases = {
+        field.alias
+        for model in (EnvSecrets, EnvSettings)
+        for field in model.model_fields.values()
+        if field.alias
+    }
+    assert aliases | {"TOCSIN_CONFIG", "TOCSIN_ROLE"} == set(ENV_VARIABLES)

@@ -199,3 +199,20 @@ async def test_a_poll_request_crosses_replicas_and_only_one_takes_it(
     assert sorted(taken) == [[], ["acme"]]
     for store in (receiver, *watchers):
         await store.close()
+
+
+async def test_pending_before_lists_older_unacknowledged_entries_of_any_consumer(
+    store: Store,
+) -> None:
+    """What the dispatcher asks before a later notice: is an earlier one still with someone?"""
+    await store.ensure_group(GROUP)
+    ids = await store.apply([_update(s) for s in (Status.MAJOR_OUTAGE,) * 4])
+    await store.read_group(GROUP, "a", count=2, block_ms=100)
+    await store.read_group(GROUP, "b", count=2, block_ms=100)
+    await store.ack(GROUP, ids[0])
+    found = await store.pending_before(GROUP, ids[3], count=10)
+    assert [e.id for e in found] == [ids[1], ids[2]]  # oldest first, itself excluded
+    assert all(e.event is not None for e in found)
+    assert await store.pending_before(GROUP, ids[1], count=10) == []
+    assert [e.id for e in await store.pending_before(GROUP, ids[3], count=1)] == [ids[1]]
+    assert await store.pending_before("no-such-group", ids[3], count=10) == []

@@ -1752,3 +1752,39 @@ def test_a_broken_source_feeding_many_components_is_one_admin_notice() -> None:
     # broken again later: news again
     again = feed(tracker, *(page("acme", 30, UNKNOWN, component=c) for c in components))
     assert len(events(again)) == 1
+
+
+# --------------------------------------------------- self-check across a start and a failover
+
+
+def test_a_failure_before_the_other_probes_ran_is_held_not_announced() -> None:
+    """A cut-off watcher's first probe fails twice before any other probe ran: no verdict yet
+    (the watcher tells the tracker which providers have probes)."""
+    tracker = Tracker(TrackerSettings(probed=frozenset(PROVIDERS)))
+    updates: list[StateUpdate] = []
+    for t in (0, 1, 2):
+        updates += batch(tracker, net("alpha", t))
+    assert user_events(updates) == []
+    # without knowing the others exist, the same failures are a provider outage
+    naive = Tracker()
+    updates = []
+    for t in (0, 1, 2):
+        updates += batch(naive, net("alpha", t))
+    assert [e.provider for e in user_events(updates)] == ["alpha"]
+
+
+def test_a_new_leader_remembers_the_network_was_suspect_and_tells_when_it_is_over() -> None:
+    first = Tracker()
+    healthy_round(first, 0)
+    stored: dict[str, ComponentState] = {}  # what the store holds, as the watcher wrote it
+    for t in (10, 20, 30):
+        stored.update((u.state.key, u.state) for u in batch(first, *(net(p, t) for p in PROVIDERS)))
+    assert suspect(first) is True
+    successor = Tracker()  # another replica takes the lease and reads the stored states
+    successor.restore(stored.values())
+    assert suspect(successor) is True
+    updates = batch(successor, *(ok(p, 40) for p in PROVIDERS))
+    updates += batch(successor, *(ok(p, 50) for p in PROVIDERS))
+    event = only(events(updates))
+    assert (event.type, event.to) == ("watcher_health", OPERATIONAL)
+    assert user_events(updates) == []

@@ -39,10 +39,15 @@ def _watcher(
     *,
     interval: float = 0.3,
     lease: float = 15.0,
+    buffer_limit: int = 10_000,
 ) -> Watcher:
     probe = ProbeSource("acme", f"{server.url}{MODELS}", interval=interval, timeout=1.0)
     settings = WatcherSettings(
-        instance=instance, lease=lease, jitter=0.0, user_agent=f"tocsin-{instance}"
+        instance=instance,
+        lease=lease,
+        jitter=0.0,
+        user_agent=f"tocsin-{instance}",
+        buffer_limit=buffer_limit,
     )
     return Watcher([probe], Tracker(TrackerSettings()), store, settings)
 
@@ -227,3 +232,41 @@ async def test_poll_requests_for_other_providers_are_ignored(
     stop.set()
     await task
     assert len(_reads(status_server)) == 1  # ...and nothing read for it
+
+
+async def test_a_long_redis_outage_overflows_with_state_refreshes_not_events(
+    status_server: FakeStatusServer, own_redis: RedisServer
+) -> None:
+    """A small buffer, many rounds while Redis is away: the refreshes of a state are folded
+    into the newest, and the outage and recovery events all survive to be written."""
+    status_server.set_json(MODELS, {"data": []})
+    store = RedisStore(own_redis.url)
+    watcher = _watcher(status_server, store, "solo", interval=0.1, lease=30.0, buffer_limit=4)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await _until(lambda: watcher.leader)
+    own_redis.kill()
+    before = status_server.count(MODELS)
+    await _until(lambda: status_server.count(MODELS) >= before + 8)  # twice the buffer
+    status_server.set_status(MODELS, 503)
+
+    def status() -> Status:
+        return watcher.tracker.states()["acme/api"].status
+
+    await _until(lambda: status() is Status.MAJOR_OUTAGE, timeout=10)
+    status_server.set_json(MODELS, {"data": []})
+    await _until(lambda: status() is Status.OPERATIONAL, timeout=10)
+    settled = status_server.count(MODELS)
+    await _until(lambda: status_server.count(MODELS) >= settled + 8)
+    assert 0 < watcher.buffered <= 4
+    own_redis.start()
+    await _until(lambda: watcher.buffered == 0 and watcher.store_ok, timeout=15)
+    stop.set()
+    await task
+    assert watcher.dropped == 0
+    assert await _events(store) == [
+        (Status.OPERATIONAL, Status.MAJOR_OUTAGE),
+        (Status.MAJOR_OUTAGE, Status.OPERATIONAL),
+    ]
+    assert (await store.states())["acme/api"].status is Status.OPERATIONAL
+    await store.close()

@@ -21,6 +21,12 @@ __all__ = [
 
 def make_store(config: StoreConfig) -> Store:
     if config.url:
-        url = config.url.get_secret_value()
-        return RedisStore(url, prefix=config.prefix, stream_maxlen=config.stream_maxlen)
+        sentinel_password = config.sentinel_password
+        return RedisStore(
+            config.url.get_secret_value(),
+            prefix=config.prefix,
+            stream_maxlen=config.stream_maxlen,
+            tls=config.tls,
+            sentinel_password=sentinel_password.get_secret_value() if sentinel_password else None,
+        )
     return MemoryStore(stream_maxlen=config.stream_maxlen)

@@ -73,6 +73,11 @@ class Store(Protocol):
         """Take over entries another (dead) consumer left pending for ``min_idle_ms``."""
         ...
 
+    async def pending_before(self, group: str, entry_id: str, count: int) -> list[StreamEntry]:
+        """Entries older than ``entry_id`` that some consumer (any) took and has not
+        acknowledged yet, oldest first."""
+        ...
+
     async def touch(self, group: str, consumer: str, entry_ids: Sequence[str]) -> None:
         """Still working on these: reset their idle time so nobody claims them."""
         ...

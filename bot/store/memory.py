@@ -155,6 +155,13 @@ class MemoryStore:
         )[:count]
         return [self._redeliver(state, seq, consumer) for seq in seqs]
 
+    async def pending_before(self, group: str, entry_id: str, count: int) -> list[StreamEntry]:
+        state = self._groups.get(group)
+        before = _seq_of(entry_id)
+        seqs = sorted(s for s in (state.pending if state else ()) if s < before)[:count]
+        stream = dict(self._stream) if seqs else {}
+        return [_decode(seq, stream[seq]) for seq in seqs if seq in stream]
+
     def _redeliver(self, state: _Group, seq: int, consumer: str) -> StreamEntry:
         pending = state.pending[seq]
         pending.consumer, pending.delivered_at = consumer, time.monotonic()

@@ -9,6 +9,7 @@ callers decide whether to buffer or retry.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,9 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.store.base import (
@@ -29,6 +33,8 @@ from bot.store.base import (
     decode_entry,
 )
 from bot.store.keys import Keys
+from config.redis_urls import is_sentinel_url, parse_sentinel_url
+from config.schema import StoreTLS
 
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
@@ -70,23 +76,96 @@ def unavailable_as_error() -> Iterator[None]:
     try:
         yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"redis unreachable: {exc}") from exc
+        raise StoreUnavailable(f"redis unreachable: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The error in one line. redis-py's MasterNotFoundError carries the whole repr of every
+    sentinel client; what each sentinel answered (``auth:AuthenticationError``) is the part
+    that says what to fix."""
+    text = str(exc)
+    if not isinstance(exc, MasterNotFoundError):
+        return text
+    head = text.split(" : ", 1)[0]
+    answers = re.findall(r" - (\w+:\w+)", text)
+    return f"{head} (sentinels: {', '.join(answers)})" if answers else head
+
+
+#: Every connection: fail fast when Redis is away (callers buffer or retry), and notice a
+#: connection a NAT or a failover silently dropped before using it.
+_SOCKET_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+_CLIENT_OPTIONS: dict[str, Any] = {
+    **_SOCKET_OPTIONS,
+    "decode_responses": True,
+    "health_check_interval": 15,
+}
+
+
+def tls_options(tls: StoreTLS | None) -> dict[str, Any]:
+    """``store.tls`` as redis-py's ``ssl_*`` keywords (only the ones given, so redis-py's
+    own defaults and a URL's ``?ssl_...`` parameters stay in force otherwise)."""
+    if tls is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_ca_certs": tls.ca_file,
+        "ssl_certfile": tls.cert_file,
+        "ssl_keyfile": tls.key_file,
+    }
+    options = {name: value for name, value in options.items() if value}
+    if not tls.verify:
+        options.update(ssl_cert_reqs="none", ssl_check_hostname=False)
+    return options
+
+
+def connect(
+    url: str, *, tls: StoreTLS | None = None, sentinel_password: str | None = None
+) -> tuple[aioredis.Redis, Sentinel | None]:
+    """A client for ``url``, and for a ``redis+sentinel://`` URL the Sentinel it asks.
+
+    Through Sentinel, the client's pool asks the sentinels for the master's address on every
+    new connection, and drops connections to a master that became a replica: after a
+    failover the next command (the callers retry) lands on the new master.
+    """
+    if not is_sentinel_url(url):
+        return aioredis.Redis.from_url(url, **_CLIENT_OPTIONS, **tls_options(tls)), None
+    target = parse_sentinel_url(url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        list(target.sentinels),
+        sentinel_kwargs={**_SOCKET_OPTIONS, "password": sentinel_password, "retry": _retry()},
+        username=target.username,
+        password=target.password,
+        db=target.db,
+    )
+    client = sentinel.master_for(
+        target.service, redis_class=aioredis.Redis, retry=_retry(), **_CLIENT_OPTIONS
+    )
+    return client, sentinel
+
+
+def _retry() -> Retry:
+    """Two quick retries for the sentinel-managed clients. redis-py's default (ten, backing
+    off to 1 s, a refused login included) asks the sentinels again and again for seconds
+    while there is no master, which would stall ``/healthz`` past its deadline during a
+    failover; the store's callers retry on their own."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
 
 
 class RedisStore:
     shared = True
 
-    def __init__(self, url: str, *, prefix: str = "tocsin:", stream_maxlen: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "tocsin:",
+        stream_maxlen: int = 10_000,
+        tls: StoreTLS | None = None,
+        sentinel_password: str | None = None,
+    ) -> None:
         self.url = url
         self.keys = Keys(prefix)
         self.stream_maxlen = stream_maxlen
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=2.0,
-            socket_timeout=5.0,
-            health_check_interval=15,
-        )
+        self.redis, self.sentinel = connect(url, tls=tls, sentinel_password=sentinel_password)
 
     async def open(self) -> None:
         with unavailable_as_error():
@@ -94,6 +173,8 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        if self.sentinel is not None:
+            await self.sentinel.aclose()
 
     async def ping(self) -> bool:
         try:
@@ -218,6 +299,24 @@ class RedisStore:
                 return []
         claimed = cast(Any, reply)[1] if len(reply) > 1 else []
         return [StreamEntry(e.id, e.event, e.error, deliveries=2) for e in _entries(claimed)]
+
+    async def pending_before(self, group: str, entry_id: str, count: int) -> list[StreamEntry]:
+        with unavailable_as_error():
+            try:
+                pending = await self.redis.xpending_range(
+                    self.keys.events, group, min="-", max=entry_id, count=count
+                )
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                return []
+            ids = [_text(p["message_id"]) for p in pending]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for earlier in ids:
+                    if earlier != entry_id:
+                        pipe.xrange(self.keys.events, earlier, earlier)
+                replies = await pipe.execute() if len(pipe) else []
+        return [entry for reply in replies for entry in _entries(reply)]  # trimmed ones: gone
 
     async def touch(self, group: str, consumer: str, entry_ids: Sequence[str]) -> None:
         if not entry_ids:

@@ -55,7 +55,10 @@ class SeenRequest:
 class FakeStatusServer:
     """``await server.start()``, then ``server.url``; ``set_*`` switches what a path serves."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        #: Another loopback address (127.0.0.2) is not covered by the subprocesses'
+        #: ``NO_PROXY``: a replica given an unreachable proxy cannot reach it (tests/chaos.py).
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[SeenRequest] = []
         self._runner: web.AppRunner | None = None
@@ -64,14 +67,14 @@ class FakeStatusServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> FakeStatusServer:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
