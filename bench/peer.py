@@ -583,7 +583,8 @@ def report(args: argparse.Namespace, trials: list[Trial]) -> None:
             )
     print()
     print(
-        f"p95 of {len(trials)} trials is the nearest-rank value (with 5 trials, the slowest). "
+        f"p95 is the nearest-rank value of {len(trials)} trials"
+        f"{' (the slowest)' if len(trials) < 10 else ''}. "
         f"Expected medians: tocsin interval/2 + (threshold-1) x confirm ({args.interval / 4:g}s) "
         f"≈ {args.interval / 2 + args.interval / 4:.2f}s; Prometheus: scrape phase + evaluation "
         f"phase + for ({args.interval:g}s) + group_wait."

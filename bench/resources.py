@@ -11,7 +11,7 @@ its CPU is not tocsin's. After a warm-up, over ``--seconds``:
   included) and RSS at the end (``VmRSS``);
 * checks done, from ``/metrics`` on tocsin's server port: source checks (the count of
   ``tocsin_check_latency_seconds``, one per page read or probe call, with their mean time) and
-  ``tocsin_checks_total`` (one per observation: a page read observes each of its components);
+  ``tocsin_checks_total`` by result (one per check, by the worst status it saw);
 * how evenly the checks are spread: the busiest second at the fake server;
 * for context, the CPU of redis-server (Redis row) and of the fake server.
 
@@ -369,7 +369,7 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
         kinds = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.metrics.checks.items()))
         results = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.metrics.observations.items()))
         print(
-            f"{r.store}: checks by kind: {kinds}; tocsin_checks_total (per component) by "
+            f"{r.store}: checks by kind: {kinds}; tocsin_checks_total by "
             f"result: {results}; busiest second at the fake: {r.busiest_second} requests; "
             f"watching {r.startup:.1f}s after launch; the fake server's own CPU "
             f"{100 * r.fake_cpu / r.seconds:.1f}% (not counted)"

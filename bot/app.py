@@ -74,6 +74,10 @@ def register_config_secrets(config: TocsinConfig, env: Mapping[str, str] | None 
         register_secrets([url.split("@")[0].rsplit(":", 1)[-1]])
 
 
+class ListenError(Exception):
+    """The HTTP listener cannot bind (the port is taken, the address is not this host's)."""
+
+
 @dataclass
 class Runtime:
     """The running parts of one process."""
@@ -165,11 +169,17 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
     """Run every part of the runtime until ``stop`` is set; then shut down cleanly."""
     config = runtime.config
     try:
-        await _open_store(runtime, stop)
+        # Listen first: while Redis is not there yet, /healthz answers (degraded) and
+        # /readyz says 503, so an orchestrator sees a live process that waits, not a dead one.
         if config.server.enabled and runtime.health is not None:
             extra = [route for frontend in runtime.frontends for route in frontend.routes()]
             app = build_app(config, runtime.store, runtime.health, extra)
-            runtime.runner = await start_server(app, config.server.host, config.server.port)
+            try:
+                runtime.runner = await start_server(app, config.server.host, config.server.port)
+            except OSError as exc:
+                where = f"{config.server.host}:{config.server.port}"
+                raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        await _open_store(runtime, stop)
         for frontend in runtime.frontends:
             await frontend.start()
         if runtime.watcher is not None:

@@ -119,7 +119,14 @@ def run(
     cfg = _load(config)
     configure(cfg.log.level, cfg.log.format)
     runtime_app.register_config_secrets(cfg)
-    asyncio.run(_run(cfg, role))  # type: ignore[arg-type]
+    try:
+        asyncio.run(_run(cfg, role))  # type: ignore[arg-type]
+    except runtime_app.ListenError as exc:
+        err.print(
+            f"[bold red]error:[/] {exc}. Set server.port (or TOCSIN_SERVER_PORT) to a free "
+            "port, or server.enabled: false."
+        )
+        raise typer.Exit(1) from None
 
 
 async def _run(cfg: TocsinConfig, role: runtime_app.Role) -> None:

@@ -89,20 +89,33 @@ class NoticeContext:
         self.store = store
         self.probed = frozenset(probed)
         self._cache: dict[str, tuple[list[ComponentState], list[FallbackOption]]] = {}
+        self._loading: dict[
+            str, asyncio.Future[tuple[list[ComponentState], list[FallbackOption]]]
+        ] = {}
         self._notices: dict[tuple[str, str], Notice] = {}
 
     async def lookup(self, event: Event) -> tuple[list[ComponentState], list[FallbackOption]]:
         cached = self._cache.get(event.id)
-        if cached is None:
-            states = await self.store.states()
-            cached = (
-                provider_components(states, event.provider),
-                fallback_options(self.config, states, event.provider, probed=self.probed),
-            )
-            self._cache[event.id] = cached
-            while len(self._cache) > 256:
-                self._cache.pop(next(iter(self._cache)))
-        return cached
+        if cached is not None:
+            return cached
+        # the targets' workers ask at once: the first one reads, the others wait for it
+        loading = self._loading.get(event.id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(event))
+            self._loading[event.id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(event.id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, event: Event) -> tuple[list[ComponentState], list[FallbackOption]]:
+        states = await self.store.states()
+        loaded = (
+            provider_components(states, event.provider),
+            fallback_options(self.config, states, event.provider, probed=self.probed),
+        )
+        self._cache[event.id] = loaded
+        while len(self._cache) > 256:
+            self._cache.pop(next(iter(self._cache)))
+        return loaded
 
     async def notice(self, event: Event, which: Literal["message", "root"]) -> Notice:
         key = (event.id, which)
@@ -190,6 +203,7 @@ class Dispatcher:
         self._queues: dict[str, asyncio.Queue[_Job]] = {t.key: asyncio.Queue() for t in targets}
         self._inflight: dict[str, _Entry] = {}
         self._finished: dict[str, None] = {}  # recently acknowledged entries, oldest first
+        self._store_away = False
         self._room = asyncio.Event()
         self._store_slots = asyncio.Semaphore(settings.store_concurrency)
         self._room.set()
@@ -245,9 +259,14 @@ class Dispatcher:
                 self.settings.block_ms,
             )
         except StoreUnavailable as exc:
-            log.warning("store unreachable; notices wait", error=str(exc))
+            if not self._store_away:  # once per outage, not once a second
+                log.warning("store unreachable; notices wait", error=str(exc))
+            self._store_away = True
             await _sleep_unless(stop, self.settings.store_retry)
             return
+        if self._store_away:
+            log.info("store reachable again; notices go on")
+            self._store_away = False
         for entry in entries:
             await self._dispatch(entry, redelivery=entry.deliveries > 1)
 

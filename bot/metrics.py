@@ -11,7 +11,7 @@ REGISTRY = CollectorRegistry()
 
 CHECKS = Counter(
     "tocsin_checks_total",
-    "Source checks by result",
+    "Source checks (one per page read or probe call) by the worst status they saw",
     ["provider", "source", "result"],
     registry=REGISTRY,
 )

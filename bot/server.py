@@ -16,10 +16,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.hooks import StatuspageHooks
+from bot.logs import get_logger
 from bot.metrics import REGISTRY
 from bot.models import Event
 from bot.queries import ProviderRow, provider_rows
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 from config.schema import TocsinConfig
 
 
@@ -47,6 +48,7 @@ class Health:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = get_logger("tocsin.server")
 
 
 def build_app(
@@ -56,7 +58,7 @@ def build_app(
     extra: Sequence[tuple[str, str, Handler]] = (),
 ) -> web.Application:
     """The app; ``extra`` routes come from the edges (Slack's HTTP mode)."""
-    app = web.Application()
+    app = web.Application(middlewares=[_store_unavailable])
     for method, path, handler in extra:
         app.router.add_route(method, path, handler)
     routes = _Routes(config, store, health)
@@ -69,6 +71,16 @@ def build_app(
     if config.hooks.enabled:  # never an unauthenticated inbound endpoint
         app.router.add_routes(StatuspageHooks(config, store).routes())
     return app
+
+
+@web.middleware
+async def _store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A read while Redis is away is a 503 that says so, not a 500 with a traceback."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as exc:
+        log.warning("a request needed the store, which is unreachable", path=request.path)
+        return web.json_response({"error": "store unreachable", "detail": str(exc)}, status=503)
 
 
 class _Routes:

@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import metrics
 from bot.logs import get_logger
-from bot.models import Observation, SourceKind, StateUpdate, Status
+from bot.models import Observation, SourceKind, StateUpdate, Status, worst
 from bot.sources.base import Source
 from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable
 from bot.tracker import Thresholds, Tracker, TrackerSettings
@@ -117,8 +117,8 @@ async def check_source(source: Source, client: httpx.AsyncClient) -> list[Observ
             )
         ]
     metrics.CHECK_LATENCY.labels(source.kind.value).observe(time.perf_counter() - started)
-    for obs in observations:
-        metrics.CHECKS.labels(obs.provider, source.id, obs.status.value).inc()
+    result = worst(obs.status for obs in observations).value if observations else "empty"
+    metrics.CHECKS.labels(source.provider, source.id, result).inc()
     return observations
 
 

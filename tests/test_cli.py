@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -648,3 +649,22 @@ def test_run_rejects_an_unknown_role(tmp_path: Path) -> None:
     result = tocsin("run", "--role", "everything", cwd=tmp_path)
     assert result.code == 2, result
     assert "--role must be all, watcher, notifier or bot" in result.err
+
+
+def test_run_on_a_taken_port_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(TOCSIN), "run"],
+            cwd=tmp_path,
+            env=cli_env(TOCSIN_SERVER_PORT=str(port), TOCSIN_PROVIDERS="anthropic"),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "address already in use" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

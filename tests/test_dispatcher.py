@@ -14,7 +14,7 @@ import pytest
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.notify import Intent, RetryableError, Route, Target
-from bot.store import MemoryStore, RedisStore, Store
+from bot.store import NOTIFIERS_GROUP, MemoryStore, RedisStore, Store
 from config.loader import build_config
 from config.schema import TocsinConfig
 from tests.fakes.recording import RecordingNotifier
@@ -359,3 +359,29 @@ async def _forget_mark(store: Store, event_id: str, target: str) -> None:
         await store.redis.delete(store.keys.sent(event_id, target))
     else:
         await store.delete_value(f"sent:{event_id}:{target}")
+
+
+async def test_fanning_one_event_out_reads_the_state_once(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """200 targets' workers compose the same event at once: one of them reads the state
+    hash (Redis's own command counter says so), the others wait for that read."""
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    await store.open()
+    await store.ensure_group(NOTIFIERS_GROUP)
+    platform = RecordingNotifier()
+    targets = [platform.target(f"chat:{i}") for i in range(200)]
+
+    async def reads() -> int:
+        stats = await store.redis.info("commandstats")
+        return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+    async with Harness(store, targets) as h:
+        event = _event(Status.MAJOR_OUTAGE)
+        before = await reads()
+        await _publish(store, event)
+        await h.wait_for(h.done(event, len(targets)))
+        after = await reads()
+    await store.close()
+    assert len(platform.posts) == 200
+    assert after - before == 1

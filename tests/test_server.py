@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from bot.models import ComponentState, Event, Incident, StateUpdate, Status
 from bot.store import MemoryStore, RedisStore, Store
 from config.loader import build_config
 from config.schema import TocsinConfig
+from tests.chaos import TocsinProcess, until
 from tests.redis_server import RedisServer, free_port
 
 
@@ -131,3 +133,33 @@ async def test_readiness_reports_an_unreachable_store(own_redis: RedisServer) ->
     assert health.status_code == 200
     assert health.json()["store"] == "unreachable"
     assert again.status_code == 200
+
+
+async def test_a_replica_started_before_redis_answers_health_and_waits(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Redis comes up after tocsin (compose, a rolling restart): tocsin is alive and says
+    what it waits for; reads answer 503, not a traceback; then it carries on."""
+    own_redis.kill()
+    config = {"store": {"url": own_redis.url}, "providers": [], "console": {"enabled": False}}
+    replica = await TocsinProcess(tmp_path, "early", config).start()
+    try:
+        await replica.wait_healthy()
+        health = await replica.health()
+        assert health is not None
+        assert health["status"] == "degraded: store unreachable"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{replica.port}") as client:
+            assert (await client.get("/readyz")).status_code == 503
+            status = await client.get("/api/status.json")
+            assert status.status_code == 503
+            assert status.json()["error"] == "store unreachable"
+            own_redis.start()
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            await until(ready, timeout=20)
+            assert (await client.get("/api/status.json")).status_code == 200
+    finally:
+        assert await replica.stop() == 0, replica.log()
+    assert "Traceback" not in replica.log()

@@ -216,3 +216,18 @@ async def test_pending_before_lists_older_unacknowledged_entries_of_any_consumer
     assert await store.pending_before(GROUP, ids[1], count=10) == []
     assert [e.id for e in await store.pending_before(GROUP, ids[3], count=1)] == [ids[1]]
     assert await store.pending_before("no-such-group", ids[3], count=10) == []
+
+
+async def test_a_burst_of_calls_waits_for_a_connection_instead_of_failing(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """A fan-out makes hundreds of store calls at once: more than the pool has connections.
+    They queue for one; none may fail as if Redis were away."""
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    await store.open()
+    try:
+        await store.set_value("burst", "ok")
+        answers = await asyncio.gather(*(store.get_value("burst") for _ in range(600)))
+    finally:
+        await store.close()
+    assert answers == ["ok"] * 600

@@ -91,6 +91,9 @@ def _reason(exc: BaseException) -> str:
     return f"{head} (sentinels: {', '.join(answers)})" if answers else head
 
 
+#: Connections per process, and how long a call waits for one when all are busy.
+POOL_SIZE = 100
+POOL_WAIT = 5.0
 #: Every connection: fail fast when Redis is away (callers buffer or retry), and notice a
 #: connection a NAT or a failover silently dropped before using it.
 _SOCKET_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
@@ -127,7 +130,13 @@ def connect(
     failover the next command (the callers retry) lands on the new master.
     """
     if not is_sentinel_url(url):
-        return aioredis.Redis.from_url(url, **_CLIENT_OPTIONS, **tls_options(tls)), None
+        # A blocking pool: a burst (a fan-out to hundreds of channels) waits for a free
+        # connection instead of failing with "Too many connections", which would read as
+        # Redis being away.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT, **_CLIENT_OPTIONS, **tls_options(tls)
+        )
+        return aioredis.Redis.from_pool(pool), None
     target = parse_sentinel_url(url)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         list(target.sentinels),
