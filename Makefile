@@ -35,8 +35,9 @@ lint: $(VENV)/.installed-test
 test: lint  ## lint, types, Dockerfile, then the whole suite (it starts its own redis-server)
 	$(BIN)/pytest -q
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test  ## the quick benchmarks (README "Benchmarks" lists them all)
 	$(BIN)/python bench/detection.py
+	$(BIN)/python bench/fanout.py --repeat 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
