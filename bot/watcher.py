@@ -13,6 +13,7 @@ provider, so a forged or stale push can cost one extra read but never set a stat
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import deque
@@ -143,6 +144,7 @@ class Watcher:
         self._flush_lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
         self._pages = {s.provider: s for s in self.sources if s.kind is SourceKind.PAGE}
+        self._phases: dict[str, datetime] = {}  # source id → its steady phase (see _rephase)
         self._pushed_at: dict[str, float] = {}  # source id → when its last pushed read runs
         self._in_flight: set[str] = set()
         self._rerun: set[str] = set()  # pushed while running: read again once it is done
@@ -210,12 +212,16 @@ class Watcher:
         scheduler = AsyncIOScheduler(timezone="UTC")
         now = datetime.now().astimezone()
         for source in self.sources:
+            jitter = min(self.settings.jitter_for(source.interval), source.interval)
             phase = random.uniform(0, min(source.interval, 2.0))  # spread the first round
+            # ...and after it, each source keeps a phase of its own across the whole interval
+            # (see _rephase): 500 sources at 10 s are 50 checks a second, not a burst.
+            self._phases[source.id] = now + timedelta(seconds=random.uniform(0, source.interval))
             scheduler.add_job(
                 self._job,
-                IntervalTrigger(
-                    seconds=source.interval, jitter=self.settings.jitter_for(source.interval)
-                ),
+                # apscheduler only adds jitter (0 to j): half of it comes off the period so
+                # a source still runs every `interval` on average
+                IntervalTrigger(seconds=source.interval - jitter / 2, jitter=jitter),
                 args=[source],
                 id=source.id,
                 name=source.id,
@@ -259,12 +265,29 @@ class Watcher:
             self._in_flight.discard(source.id)
             if task is not None:
                 self._running.discard(task)
+        anchor = self._phases.pop(source.id, None)
+        if anchor is not None:
+            self._rephase(source, anchor)
         if self.tracker.needs_recheck(source.id):
             self._confirm_soon(source)
         if source.id in self._rerun:
             self._rerun.discard(source.id)
             # Once apscheduler has counted this run as over: it skips a run while one is on.
             asyncio.get_running_loop().call_later(_RERUN_AFTER, self._read_pushed, source.provider)
+
+    def _rephase(self, source: Source, anchor: datetime) -> None:
+        """Move the source's next run onto its own phase (``anchor`` + k * interval).
+
+        apscheduler computes each run from the previous one, so without this every source
+        would keep the phase of its first run: all within the first 2 s."""
+        if self._scheduler is None:
+            return
+        job = self._scheduler.get_job(source.id)
+        if job is None:
+            return
+        now = datetime.now().astimezone()
+        steps = max(1, math.ceil((now - anchor).total_seconds() / source.interval))
+        job.modify(next_run_time=anchor + timedelta(seconds=steps * source.interval))
 
     def _confirm_soon(self, source: Source) -> None:
         """Run this source again shortly: a differing result needs confirming."""
