@@ -69,9 +69,8 @@ class DispatcherSettings:
     retry_initial: float = 0.5
     retry_max: float = 60.0
     store_retry: float = 1.0
-    #: Store calls the per-target workers make at once. redis-py's pool (100 connections)
-    #: raises rather than waits when it runs dry, which read as "store unreachable" for a
-    #: fan-out to a few hundred channels; the watcher and health checks share that pool.
+    #: Store calls the per-target workers make at once: a fan-out to hundreds of channels
+    #: must not take every connection of the pool the watcher and health checks share.
     store_concurrency: int = 32
     #: Unexpected errors (bugs) get this many tries before the delivery is dead-lettered.
     unexpected_attempts: int = 5

@@ -250,6 +250,10 @@ class Escalator:
                     self.leader = False
                     log.warning("store unreachable; escalations wait", error=str(exc))
                     await _sleep_unless(stop, self.settings.store_retry)
+                except Exception:  # a bug must not end paging for good: say so, start over
+                    self.leader = False
+                    log.exception("the escalator failed; starting over")
+                    await _sleep_unless(stop, self.settings.store_retry)
         finally:
             if self.leader:
                 with suppress(StoreUnavailable):
