@@ -1040,7 +1040,7 @@ def test_the_sentinel_password_comes_from_the_environment(monkeypatch: pytest.Mo
     store = load_config(None).store
     assert store.sentinel_password is not None
     assert store.sentinel_password.get_secret_value() == "sentinel-sekrit"
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("REDIS_URL", "redis://store.invalid:6400/0")  # never connected to
     line = error_at(errors_of({"providers": []}), "REDIS_SENTINEL_PASSWORD")
     assert "redis+sentinel://" in line
 

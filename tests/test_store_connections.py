@@ -155,10 +155,10 @@ def test_bad_sentinel_urls_are_config_errors(url: str, says: str) -> None:
 @pytest.mark.parametrize(
     ("store", "path", "says"),
     [
-        ({"url": "redis://r:6379/0", "tls": {"ca_file": "ca.pem"}}, "store.tls", "rediss://"),
-        ({"url": "rediss://r:6379/0", "tls": {"key_file": "k.pem"}}, "store.tls", "cert_file"),
+        ({"url": "redis://r:6400/0", "tls": {"ca_file": "ca.pem"}}, "store.tls", "rediss://"),
+        ({"url": "rediss://r:6400/0", "tls": {"key_file": "k.pem"}}, "store.tls", "cert_file"),
         (
-            {"url": "rediss://r:6379/0", "sentinel_password": "x"},
+            {"url": "rediss://r:6400/0", "sentinel_password": "x"},
             "store.sentinel_password",
             "redis+sentinel://",
         ),
