@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import machine, pct
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
 from bot.logs import configure
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
@@ -41,23 +40,6 @@ from tests.redis_server import RedisServer, free_port
 
 SECRET = "bench-signing-secret-0123456789"
 COMMANDS = [("/status", ""), ("/status", "anthropic"), ("/fallback", "anthropic")]
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def seed(store: Store, provider_ids: list[str]) -> None:

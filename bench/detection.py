@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import platform
 import random
 import statistics
 import sys
@@ -31,6 +29,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import machine, pct
 from bot.app import assemble, run
 from bot.logs import configure
 from bot.models import Event, StateUpdate, Status
@@ -150,23 +149,6 @@ async def _wait_for(
         await asyncio.sleep(0.002)
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -187,10 +169,11 @@ def main() -> None:
     expected = args.interval / 2 + (args.threshold - 1) * confirm + probe
     print()
     print(f"{'':28}{'median':>10}{'p95':>10}")
-    print(f"{'flip → event in store':28}{statistics.median(to_store):>9.3f}s{p95(to_store):>9.3f}s")
-    print(
-        f"{'flip → console notice':28}{statistics.median(to_notice):>9.3f}s{p95(to_notice):>9.3f}s"
-    )
+    for label, values in (
+        ("flip → event in store", to_store),
+        ("flip → console notice", to_notice),
+    ):
+        print(f"{label:28}{statistics.median(values):>9.3f}s{pct(values, 0.95):>9.3f}s")
     print()
     print(f"floor the settings allow, naive ((threshold-1) x interval + probe): {naive_floor:.3f}s")
     print(

@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import platform
 import re
 import shutil
 import signal
@@ -44,6 +42,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import machine
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
 from bot.logs import configure
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
@@ -54,22 +53,6 @@ from handlers import build_targets
 
 PROVIDER = "anthropic"
 COMPONENT = "k8w3r06qmzrp"  # Claude API, as in the catalog
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; load average at start {load}"
-    )
 
 
 class LogTally(io.TextIOBase):

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import atexit
 import os
-import platform
 import random
 import shutil
 import signal
@@ -55,6 +54,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import machine, pct
 from tests.fakes.slack import FakeSlack
 from tests.redis_server import free_port
 
@@ -78,22 +78,6 @@ def managers(args: argparse.Namespace) -> list[str]:
 
 
 _processes: list[subprocess.Popen[bytes]] = []
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; load average at start {load}"
-    )
 
 
 # ------------------------------------------------------------------------- binaries
@@ -537,11 +521,6 @@ async def _until_watching(
 
 
 # --------------------------------------------------------------------------- report
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def fmt(value: float | None) -> str:
