@@ -16,17 +16,17 @@ import discord.gateway
 import discord.http
 import pytest
 
-from bot.app import Runtime, assemble, run
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
 from bot.logs import configure
 from bot.models import Event, Status, utcnow
-from bot.store import MemoryStore, RedisStore
+from bot.store import MemoryStore
 from config.loader import build_config
 from config.schema import TocsinConfig
 from handlers import build_targets
 from tests.fakes.discord import FakeDiscord, Message
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 from tests.redis_server import RedisServer
+from tests.running import Running
 
 API = "k8w3r06qmzrp"
 SUMMARY = "/api/v2/summary.json"
@@ -134,22 +134,6 @@ async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.05)
-
-
-class Running:
-    def __init__(self, config: TocsinConfig, role: str = "all") -> None:
-        store = (
-            RedisStore(config.store.url.get_secret_value(), prefix=config.store.prefix)
-            if config.store.url
-            else MemoryStore()
-        )
-        self.runtime: Runtime = assemble(config, role, store=store, env={})  # type: ignore[arg-type]
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run(self.runtime, self.stop))
-
-    async def halt(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 20)
 
 
 def _title(message: Message) -> str:

@@ -9,25 +9,25 @@ import asyncio
 import copy
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bot.app import Runtime, assemble, run
 from bot.escalation import Action, Pending, escalation_event
 from bot.models import Event, EventIncident, Status, utcnow
 from bot.notices import compose
 from bot.notify import Delivery, Intent
-from bot.store import RedisStore
 from config.loader import build_config
 from config.schema import TocsinConfig
 from handlers.escalation import targets as escalation_targets
+from tests.chaos import until
 from tests.fakes.pager import FAKE_ROUTING_KEY, FakeOpsgenie, FakePagerDuty, WebhookReceiver
 from tests.fakes.slack import FakeSlack
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 from tests.redis_server import RedisServer
+from tests.running import Running
 
 API = "k8w3r06qmzrp"
 SUMMARY = "/api/v2/summary.json"
@@ -141,27 +141,12 @@ def _outage() -> dict[str, Any]:
     return payload
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
-
-
-class Running:
-    def __init__(self, config: TocsinConfig, clock: ShiftedClock) -> None:
-        assert config.store.url
-        store = RedisStore(config.store.url.get_secret_value(), prefix=config.store.prefix)
-        self.runtime: Runtime = assemble(config, "all", store=store, env={})
-        assert self.runtime.escalator is not None
-        self.runtime.escalator.clock = clock
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run(self.runtime, self.stop))
-
-    async def halt(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 15)
+def _running(config: TocsinConfig, clock: ShiftedClock) -> Running:
+    """The runtime, its escalator on the test's clock (set before the task first runs)."""
+    running = Running(config)
+    assert running.runtime.escalator is not None
+    running.runtime.escalator.clock = clock
+    return running
 
 
 async def test_outage_pages_after_the_delay_and_recovery_resolves_across_a_restart(
@@ -177,10 +162,10 @@ async def test_outage_pages_after_the_delay_and_recovery_resolves_across_a_resta
     policies = _page_policies(pagerduty, opsgenie, receiver)
     config = _config(status_server, redis_server, key_prefix, policies, slack)
     clock = ShiftedClock()
-    first = Running(config, clock)
+    first = _running(config, clock)
     await asyncio.sleep(1.0)
     status_server.set_json(SUMMARY, _outage())
-    await _until(lambda: len(slack.top_level(CHANNEL)) == 1)
+    await until(lambda: len(slack.top_level(CHANNEL)) == 1)
     root = slack.top_level(CHANNEL)[0]
     await asyncio.sleep(1.5)  # the escalator has seen the outage; 5 minutes have not passed
     assert pagerduty.events == []
@@ -188,7 +173,7 @@ async def test_outage_pages_after_the_delay_and_recovery_resolves_across_a_resta
     assert receiver.received == []
 
     clock.offset = timedelta(minutes=5, seconds=1)
-    await _until(lambda: bool(pagerduty.events and opsgenie.alerts and receiver.received))
+    await until(lambda: bool(pagerduty.events and opsgenie.alerts and receiver.received))
     trigger = pagerduty.events[0]
     assert trigger["event_action"] == "trigger"
     dedup_key = trigger["dedup_key"]
@@ -206,18 +191,18 @@ async def test_outage_pages_after_the_delay_and_recovery_resolves_across_a_resta
     assert hook.json["escalation"]["dedup_key"] == dedup_key
     assert hook.idempotency_key == hook.json["id"]
     # the outage's Slack thread says who was paged, once per policy
-    await _until(lambda: len(slack.replies(CHANNEL, root.ts)) == 3)
+    await until(lambda: len(slack.replies(CHANNEL, root.ts)) == 3)
     paged = sorted(m.text for m in slack.replies(CHANNEL, root.ts))
     assert any("Paged Platform on-call (pagerduty)" in text for text in paged)
     assert any("Paged Opsgenie" in text for text in paged)
 
     await first.halt()  # a restart between the page and the recovery
-    second = Running(config, clock)
+    second = _running(config, clock)
     await asyncio.sleep(1.5)
     assert len(pagerduty.events) == 1  # the restart paged nobody again
     status_server.set_fixture(SUMMARY, "statuspage_summary_anthropic_operational.json")
-    await _until(lambda: len(pagerduty.events) == 2 and len(receiver.received) == 2)
-    await _until(lambda: opsgenie.alerts[dedup_key].status == "closed")
+    await until(lambda: len(pagerduty.events) == 2 and len(receiver.received) == 2)
+    await until(lambda: opsgenie.alerts[dedup_key].status == "closed")
     await asyncio.sleep(1.0)
     await second.halt()
 
@@ -249,15 +234,15 @@ async def test_an_outage_that_recovers_before_after_pages_nobody(
     policies = _page_policies(pagerduty, opsgenie, receiver)
     config = _config(status_server, redis_server, key_prefix, policies)
     clock = ShiftedClock()
-    running = Running(config, clock)
+    running = _running(config, clock)
     escalator = running.runtime.escalator
     assert escalator is not None
     await asyncio.sleep(1.0)
     status_server.set_json(SUMMARY, _outage())
-    await _until(lambda: len(escalator.pending) == 3)  # every policy's clock is running
+    await until(lambda: len(escalator.pending) == 3)  # every policy's clock is running
     clock.offset = timedelta(minutes=4)
     status_server.set_fixture(SUMMARY, "statuspage_summary_anthropic_operational.json")
-    await _until(lambda: not escalator.pending)
+    await until(lambda: not escalator.pending)
     clock.offset = timedelta(hours=1)
     await asyncio.sleep(1.5)
     await running.halt()
@@ -283,10 +268,10 @@ async def test_throttling_and_outages_of_pagerduty_are_retried_into_one_page(
     pagerduty.fail(429, retry_after=1)
     pagerduty.fail(502, html=True)
     pagerduty.fail(500)
-    running = Running(config, ShiftedClock())
+    running = _running(config, ShiftedClock())
     await asyncio.sleep(0.5)
     status_server.set_json(SUMMARY, _outage())
-    await _until(lambda: len(pagerduty.events) == 1)
+    await until(lambda: len(pagerduty.events) == 1)
     await asyncio.sleep(1.0)
     await running.halt()
     assert len(pagerduty.attempts) == 4
@@ -307,7 +292,7 @@ async def test_a_rejected_page_is_dead_lettered_with_pagerdutys_reason(
         "after": "0s",
     }
     config = _config(status_server, redis_server, key_prefix, [policy])
-    running = Running(config, ShiftedClock())
+    running = _running(config, ShiftedClock())
     await asyncio.sleep(0.5)
     status_server.set_json(SUMMARY, _outage())
     store = running.runtime.store

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import Runtime, assemble, run
+from bot.app import assemble, run
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
 from bot.logs import configure
 from bot.models import Event, EventIncident, Status, utcnow
-from bot.store import MemoryStore, RedisStore
+from bot.store import MemoryStore
 from config.loader import build_config
 from config.schema import TocsinConfig
 from handlers import build_targets
@@ -27,6 +27,7 @@ from handlers.slack.render import METADATA_TYPE
 from tests.fakes.slack import FakeSlack, Message, signed_request, slash_command_body
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 from tests.redis_server import RedisServer, free_port
+from tests.running import Running
 
 API = "k8w3r06qmzrp"
 SUMMARY = "/api/v2/summary.json"
@@ -119,19 +120,6 @@ async def _until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.05)
-
-
-class Running:
-    def __init__(self, config: TocsinConfig) -> None:
-        assert config.store.url
-        store = RedisStore(config.store.url.get_secret_value(), prefix=config.store.prefix)
-        self.runtime: Runtime = assemble(config, "all", store=store, env={})
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run(self.runtime, self.stop))
-
-    async def halt(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 15)
 
 
 class Asker:
