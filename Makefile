@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint bench clean
+.PHONY: run demo test lint browser bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("tocsin needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -32,7 +32,18 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## lint, types, Dockerfile, then the whole suite (it starts its own redis-server)
+# The dashboard's tests run in a real headless Chromium (driven by Playwright, which brings no
+# browser of its own here): the system's package, installed when missing and we may.
+browser:
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the dashboard tests need Chromium: apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; \
+	    exit 1; \
+	  fi
+
+test: lint browser  ## lint, types, Dockerfile, then the whole suite (it starts its own redis-server)
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed-test  ## the quick benchmarks (README "Benchmarks" lists them all)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.models import ComponentState, Status, utcnow
 from bot.notices import EMOJI, FallbackOption
+from bot.outside import one_line
 from bot.queries import ProviderRow, fallback_options, provider_row, provider_rows
 from bot.store import Store
 from bot.store.base import uptime
@@ -23,6 +24,8 @@ from config.schema import TocsinConfig
 
 UPTIME_WINDOW = timedelta(hours=24)
 SNIPPET_MODELS = 3  # OpenRouter tries up to three models in order
+#: How much of what someone typed an answer quotes back.
+ECHO_MAX = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +95,32 @@ class TroubleFallbacks:
     at: datetime
 
 
+def echo(typed: str) -> str:
+    """What someone typed, fit to be quoted back in a code span on any platform: one line of
+    at most :data:`ECHO_MAX` characters, an apostrophe for each backtick (which would close
+    the span: Slack has no escape for one, and Discord's backslash does not work inside it)."""
+    return one_line(typed, ECHO_MAX).replace("`", "'") or "?"
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownProvider:
+    #: What was typed, as :func:`echo` made it.
     given: str
     valid: tuple[str, ...]
     suggestion: str | None
 
+    def message_with(self, code: Callable[[str], str]) -> str:
+        """The answer, each code span's content passed through the platform's ``code``
+        escape (what was typed comes from outside; so, through the config, do the ids)."""
+        hint = f" Did you mean `{code(self.suggestion)}`?" if self.suggestion else ""
+        return (
+            f"I don't watch a provider called `{code(self.given)}`.{hint} "
+            f"Watched: {', '.join(f'`{code(v)}`' for v in self.valid)}."
+        )
+
     @property
     def message(self) -> str:
-        hint = f" Did you mean `{self.suggestion}`?" if self.suggestion else ""
-        return (
-            f"I don't watch a provider called `{self.given}`.{hint} "
-            f"Watched: {', '.join(f'`{v}`' for v in self.valid)}."
-        )
+        return self.message_with(str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +186,7 @@ class Answers:
             return by_name[given]
         close = difflib.get_close_matches(given, [*ids, *by_name], n=1, cutoff=0.5)
         suggestion = by_name.get(close[0], close[0]) if close else None
-        return UnknownProvider(given, tuple(ids), suggestion)
+        return UnknownProvider(echo(given), tuple(ids), suggestion)
 
     async def _detail(self, provider_id: str) -> ProviderDetail:
         config = self.config.provider(provider_id)

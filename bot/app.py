@@ -2,11 +2,16 @@
 
 ``all`` runs everything in one process (the default and the quick start); ``watcher``,
 ``notifier`` and ``bot`` split the work across replicas that share one Redis.
+
+Each process has a stable instance name (its notifier's consumer name) and a per-boot token
+(its lease holder is both, :mod:`bot.lease`); a second live process under the same name runs
+under a derived one instead (:mod:`bot.presence`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -21,9 +26,11 @@ from bot.answers import Answers
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
 from bot.escalation import Escalator, EscalatorSettings
 from bot.frontends import Frontend
+from bot.lease import sleep_unless
 from bot.logs import get_logger, register_secrets
 from bot.models import SourceKind
 from bot.notify import Target
+from bot.presence import Identity, Presence
 from bot.server import Health, build_app, start_server
 from bot.sources import SourcePlan, build_sources
 from bot.store import Store, StoreUnavailable, make_store
@@ -87,7 +94,11 @@ class Runtime:
     store: Store
     plan: SourcePlan
     targets: list[Target]
+    #: The name this process runs under (its consumer name): the configured one, or a
+    #: derived one while another live process has that (set once the store is open).
     instance: str
+    #: The stable name and this boot's token (the lease holder is both).
+    identity: Identity
     watcher: Watcher | None = None
     dispatcher: Dispatcher | None = None
     escalator: Escalator | None = None
@@ -112,7 +123,8 @@ def assemble(
 ) -> Runtime:
     store = store or make_store(config.store)
     plan = build_sources(config, env)
-    instance = instance_name(config, env)
+    identity = Identity(instance_name(config, env))
+    instance = identity.name
     runtime = Runtime(
         config=config,
         role=role,
@@ -120,12 +132,14 @@ def assemble(
         plan=plan,
         targets=targets if targets is not None else build_targets(config, store=store),
         instance=instance,
+        identity=identity,
     )
     if role in ("all", "watcher"):
         watch = config.watch
         settings = WatcherSettings(
             instance=instance,
             lease=config.store.lease,
+            holder=identity.holder,
             confirm_interval=watch.confirm_interval,
             jitter=watch.jitter,
             timeout=watch.timeout,
@@ -144,9 +158,10 @@ def assemble(
         )
         runtime.dispatcher = Dispatcher(store, runtime.targets, context, dispatcher_settings)
         if config.escalation:
-            runtime.escalator = Escalator(
-                config, store, EscalatorSettings(instance=instance, lease=config.store.lease)
+            escalator_settings = EscalatorSettings(
+                instance=instance, lease=config.store.lease, holder=identity.holder
             )
+            runtime.escalator = Escalator(config, store, escalator_settings)
     if role in ("all", "bot"):
         runtime.frontends = command_frontends(config, Answers(config, store, runtime.probed))
     watcher = runtime.watcher
@@ -156,6 +171,7 @@ def assemble(
         leader=(lambda: watcher.leader) if watcher else (lambda: False),
         buffered=(lambda: watcher.buffered) if watcher else (lambda: 0),
     )
+    runtime.health.extra["instance"] = lambda: runtime.instance
     escalator = runtime.escalator
     if escalator is not None:
         runtime.health.extra["escalator"] = lambda: {
@@ -180,6 +196,7 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
                 where = f"{config.server.host}:{config.server.port}"
                 raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
         await _open_store(runtime, stop)
+        await _claim_instance(runtime, stop)
         for frontend in runtime.frontends:
             await frontend.start()
         if runtime.watcher is not None:
@@ -208,6 +225,27 @@ async def _open_store(runtime: Runtime, stop: asyncio.Event) -> None:
                 warned = True
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _claim_instance(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Take this process's consumer name, unless another live process has it (then run under
+    a derived one), and keep the presence record that says so to the next one.
+
+    Only a notifier reads under its name, and only a shared store has other processes."""
+    if runtime.dispatcher is None or not runtime.store.shared:
+        return
+    presence = Presence(runtime.store, runtime.identity, runtime.config.store.lease)
+    while not stop.is_set():
+        try:
+            runtime.instance = await presence.claim(stop)
+            break
+        except StoreUnavailable as exc:
+            log.warning("store unreachable; waiting to claim the instance name", error=str(exc))
+            await sleep_unless(stop, 1.0)
+    if runtime.instance == runtime.identity.name:
+        runtime.tasks.append(asyncio.create_task(presence.keep(stop), name="presence"))
+    dispatcher = runtime.dispatcher
+    dispatcher.settings = dataclasses.replace(dispatcher.settings, consumer=runtime.instance)
 
 
 async def _shutdown(runtime: Runtime) -> None:

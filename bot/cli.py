@@ -1,8 +1,13 @@
 """The ``tocsin`` command (typer + rich).
 
-Exit codes: 0 fine, 1 a watched provider is down (``check``) or a drill failed, 2 a bad
-config or bad arguments. Every command takes ``--config FILE`` (default: ``$TOCSIN_CONFIG``,
-else ``./tocsin.yaml`` if present, else the built-in defaults).
+Exit codes: 0 fine, 1 a watched provider is at or above ``--fail-on`` (``check``) or a drill
+failed, 2 a bad config or bad arguments, 3 ``check`` cannot tell (a watched component is
+``unknown`` and nothing is down: a broken source must not look green to a script). Every
+command takes ``--config FILE`` (default: ``$TOCSIN_CONFIG``, else ``./tocsin.yaml`` if
+present, else the built-in defaults).
+
+Everything shown that tocsin did not write (names and details from status pages, the store,
+the config file) goes through :func:`_shown`: Rich markup in a component name is text.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import app as runtime_app
@@ -35,6 +42,7 @@ from bot.models import (
     utcnow,
     worst,
 )
+from bot.outside import one_line
 from bot.queries import provider_rows
 from bot.sources import SkippedProbe, build_sources
 from bot.sources.base import Source
@@ -78,6 +86,16 @@ ConfigOption = Annotated[
     ),
 ]
 SEVERITIES = [s.value for s in SEVERITY_ORDER]
+#: ``check``'s exit code when it cannot tell (a watched component is unknown, nothing down).
+CANNOT_TELL = 3
+#: How much of an outside name or detail a table cell shows.
+NAME_MAX, DETAIL_MAX = 200, 500
+
+
+def _shown(text: object, limit: int = NAME_MAX) -> str:
+    """A string from outside, for Rich: one line (no control or bidi characters), clipped,
+    its markup escaped (``[/]`` or ``[bold red]`` in a component name is printed as is)."""
+    return escape(one_line(text, limit))
 
 
 def _load(path: Path | None) -> TocsinConfig:
@@ -90,7 +108,7 @@ def _load(path: Path | None) -> TocsinConfig:
 
 
 def _print_config_errors(exc: ConfigError) -> None:
-    err.print(f"[bold red]error:[/] {exc.source} is not a valid tocsin config:")
+    err.print(f"[bold red]error:[/] {_shown(exc.source, DETAIL_MAX)} is not a valid tocsin config:")
     for line in exc.errors:
         err.print(f"  {line}", markup=False)
 
@@ -114,7 +132,10 @@ def run(
 ) -> None:
     """Watch the providers and deliver notices until stopped (Ctrl-C or SIGTERM)."""
     if role not in ("all", "watcher", "notifier", "bot"):
-        err.print(f"[bold red]error:[/] --role must be all, watcher, notifier or bot, not {role!r}")
+        err.print(
+            "[bold red]error:[/] --role must be all, watcher, notifier or bot, "
+            f"not {_shown(repr(role))}"
+        )
         raise typer.Exit(2)
     cfg = _load(config)
     configure(cfg.log.level, cfg.log.format)
@@ -123,8 +144,8 @@ def run(
         asyncio.run(_run(cfg, role))  # type: ignore[arg-type]
     except runtime_app.ListenError as exc:
         err.print(
-            f"[bold red]error:[/] {exc}. Set server.port (or TOCSIN_SERVER_PORT) to a free "
-            "port, or server.enabled: false."
+            f"[bold red]error:[/] {_shown(exc, DETAIL_MAX)}. Set server.port (or "
+            "TOCSIN_SERVER_PORT) to a free port, or server.enabled: false."
         )
         raise typer.Exit(1) from None
 
@@ -149,13 +170,17 @@ def _banner(runtime: runtime_app.Runtime) -> None:
         else "embedded (in-process: set store.url or REDIS_URL to keep state across restarts)"
     )
     count = f"{len(cfg.providers)} provider{'s' if len(cfg.providers) != 1 else ''}"
-    out.print(f"[bold]tocsin[/] {runtime.role} · watching {count}: {names}")
-    out.print(f"  store: {store}")
-    out.print(f"  notices to: {', '.join(t.key for t in runtime.targets) or 'nowhere'}")
+    targets = ", ".join(t.key for t in runtime.targets) or "nowhere"
+    out.print(f"[bold]tocsin[/] {runtime.role} · watching {count}: {_shown(names, 4000)}")
+    out.print(f"  store: {_shown(store, DETAIL_MAX)}")
+    out.print(f"  notices to: {_shown(targets, 4000)}")
     if cfg.server.enabled:
-        out.print(f"  dashboard: http://{cfg.server.host}:{cfg.server.port}/")
+        out.print(f"  dashboard: {_shown(f'http://{cfg.server.host}:{cfg.server.port}/')}")
     for skipped in runtime.plan.skipped:
-        out.print(f"  [yellow]probe off[/] for {skipped.provider}: {skipped.reason}")
+        out.print(
+            f"  [yellow]probe off[/] for {_shown(skipped.provider)}: "
+            f"{_shown(skipped.reason, DETAIL_MAX)}"
+        )
 
 
 def _redact_url(url: str) -> str:
@@ -176,9 +201,18 @@ def check(
     fail_on: Annotated[
         str, typer.Option(help=f"Exit 1 at or above this status: {', '.join(SEVERITIES)}.")
     ] = Status.PARTIAL_OUTAGE.value,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="JSON instead of the table: every component with its status, source, detail "
+            "and incident, and each provider's verdict.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """One round of every source now: a table; exit 1 if a provider is at or above --fail-on."""
+    """One round of every source now: a table; exit 1 if a provider is at or above --fail-on,
+    3 if a watched component is unknown and nothing is down (a broken source is not green)."""
     if fail_on not in SEVERITIES:
         err.print(f"[bold red]error:[/] --fail-on must be one of {', '.join(SEVERITIES)}")
         raise typer.Exit(2)
@@ -191,8 +225,16 @@ def check(
         plan.sources[:] = [s for s in plan.sources if s.provider in chosen]
     observations = asyncio.run(_check_round(cfg, plan.sources))
     threshold = Status(fail_on)
-    down = _check_table(cfg, chosen or cfg.provider_ids, observations, plan.skipped, threshold)
-    raise typer.Exit(1 if down else 0)
+    rounds = [
+        _provider_round(cfg, provider_id, observations, plan.skipped, threshold)
+        for provider_id in chosen or cfg.provider_ids
+    ]
+    code = _check_exit_code(rounds)
+    if as_json:
+        sys.stdout.write(json.dumps(_check_document(rounds, threshold, code), indent=2) + "\n")
+    else:
+        out.print(_check_table(rounds))
+    raise typer.Exit(code)
 
 
 def _choose(cfg: TocsinConfig, wanted: Sequence[str]) -> list[str]:
@@ -202,7 +244,8 @@ def _choose(cfg: TocsinConfig, wanted: Sequence[str]) -> list[str]:
             close = difflib.get_close_matches(name, ids, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             err.print(
-                f"[bold red]error:[/] unknown provider {name!r}{hint}. Watched: {', '.join(ids)}"
+                f"[bold red]error:[/] unknown provider {_shown(repr(name))}{_shown(hint)}. "
+                f"Watched: {_shown(', '.join(ids), 4000)}"
             )
             raise typer.Exit(2)
     return list(wanted)
@@ -216,40 +259,133 @@ async def _check_round(cfg: TocsinConfig, sources: Sequence[Source]) -> list[Obs
         return await check_all(sources, client)
 
 
-def _check_table(
+@dataclass(frozen=True)
+class ProviderRound:
+    """One provider's readings from one ``check`` round, and what they add up to."""
+
+    id: str
+    name: str
+    status: Status
+    observations: list[Observation]
+    skipped: list[str]
+    #: At or above ``--fail-on``, and an outage.
+    down: bool
+    #: Components no reading could tell about (the provider itself when nothing was read).
+    unknown: list[str]
+
+    @property
+    def verdict(self) -> str:
+        if self.down:
+            return "down"
+        return "cannot_tell" if self.unknown else "ok"
+
+
+def _provider_round(
     cfg: TocsinConfig,
-    ids: Sequence[str],
+    provider_id: str,
     observations: Sequence[Observation],
     skipped: Sequence[SkippedProbe],
     threshold: Status,
-) -> bool:
+) -> ProviderRound:
+    provider = cfg.provider(provider_id)
+    mine = [o for o in observations if o.provider == provider_id]
+    status = _round_status(mine)
+    components = dict.fromkeys(o.component for o in mine)
+    unknown = [c for c in components if not any(_tells(o) for o in mine if o.component == c)]
+    return ProviderRound(
+        id=provider_id,
+        name=provider.name if provider else provider_id,
+        status=status,
+        observations=mine,
+        skipped=[s.reason for s in skipped if s.provider == provider_id],
+        down=status.severity >= threshold.severity and status.is_outage,
+        unknown=unknown if mine else [provider_id],
+    )
+
+
+def _tells(observation: Observation) -> bool:
+    """Does this reading say how the component is? A probe's own misconfiguration does not;
+    a 429 does (the provider answered: it is up)."""
+    if observation.error is ProbeError.RATE_LIMITED:
+        return True
+    if observation.error is not None and observation.error.is_config:
+        return False
+    return observation.status is not Status.UNKNOWN
+
+
+def _check_exit_code(rounds: Sequence[ProviderRound]) -> int:
+    """Down wins over cannot-tell: a script must hear about an outage first."""
+    if any(r.down for r in rounds):
+        return 1
+    return CANNOT_TELL if any(r.unknown for r in rounds) else 0
+
+
+def _check_table(rounds: Sequence[ProviderRound]) -> Table:
     table = Table(title="tocsin check", title_justify="left")
     for column in ("Provider", "Status", "Components", "Notes"):
         table.add_column(column)
-    down = False
-    for provider_id in ids:
-        provider = cfg.provider(provider_id)
-        mine = [o for o in observations if o.provider == provider_id]
-        status = _round_status(mine)
-        if status.severity >= threshold.severity and status.is_outage:
-            down = True
-        names = {o.component: o.component_name for o in mine if o.component_name}
+    for r in rounds:
+        names = {o.component: o.component_name for o in r.observations if o.component_name}
         components = "\n".join(
-            f"{names.get(o.component, o.component)} ({o.source.split(':')[-1]}): {o.status.value}"
+            f"{_shown(names.get(o.component, o.component))} "
+            f"({_shown(o.source.split(':')[-1])}): {o.status.value}"
             + (f", {o.latency_ms:.0f} ms" if o.latency_ms is not None else "")
-            for o in mine
+            for o in r.observations
         )
-        notes = [o.detail for o in mine if o.detail]
-        notes += [f"incident: {o.incident.title} ({o.incident.status})" for o in mine if o.incident]
-        notes += [s.reason for s in skipped if s.provider == provider_id]
+        notes = [_shown(o.detail, DETAIL_MAX) for o in r.observations if o.detail]
+        notes += [
+            f"incident: {_shown(o.incident.title)} ({_shown(o.incident.status)})"
+            for o in r.observations
+            if o.incident
+        ]
+        notes += [_shown(reason, DETAIL_MAX) for reason in r.skipped]
         table.add_row(
-            provider.name if provider else provider_id,
-            _status_text(status),
+            _shown(r.name),
+            _status_text(r.status),
             components or "-",
             "\n".join(dict.fromkeys(notes)),
         )
-    out.print(table)
-    return down
+    return table
+
+
+def _check_document(
+    rounds: Sequence[ProviderRound], threshold: Status, code: int
+) -> dict[str, Any]:
+    """``check --json``: plain JSON (strings escaped by the encoder, no Rich markup)."""
+    verdicts = {r.verdict for r in rounds}
+    verdict = next((v for v in ("down", "cannot_tell") if v in verdicts), "ok")
+    return {
+        "verdict": verdict,
+        "exit_code": code,
+        "fail_on": threshold.value,
+        "checked_at": utcnow().isoformat(),
+        "providers": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "status": r.status.value,
+                "verdict": r.verdict,
+                "unknown": r.unknown,
+                "components": [_observation_document(o) for o in r.observations],
+                "skipped": r.skipped,
+            }
+            for r in rounds
+        ],
+    }
+
+
+def _observation_document(o: Observation) -> dict[str, Any]:
+    return {
+        "id": o.component,
+        "name": o.component_name,
+        "status": o.status.value,
+        "source": o.source,
+        "kind": o.kind.value,
+        "latency_ms": o.latency_ms,
+        "detail": o.detail,
+        "error": o.error.value if o.error is not None else None,
+        "incident": o.incident.model_dump(mode="json") if o.incident is not None else None,
+    }
 
 
 def _round_status(observations: Sequence[Observation]) -> Status:
@@ -268,6 +404,8 @@ def _round_status(observations: Sequence[Observation]) -> Status:
 def status(config: ConfigOption = None) -> None:
     """What the store holds now (needs Redis: the embedded store lives in its process)."""
     cfg = _load(config)
+    configure("warning", cfg.log.format)  # what the store says of bad values: stderr
+    runtime_app.register_config_secrets(cfg)
     if not cfg.store.url:
         out.print(
             "The embedded store lives inside a running tocsin: there is nothing to read from "
@@ -278,7 +416,7 @@ def status(config: ConfigOption = None) -> None:
     try:
         states, pending = asyncio.run(_read_states(cfg))
     except StoreUnavailable as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {_shown(exc, DETAIL_MAX)}")
         raise typer.Exit(1) from None
     table = Table(title="tocsin status", title_justify="left")
     for column in ("Provider", "Status", "Since", "Components", "Incident"):
@@ -286,7 +424,7 @@ def status(config: ConfigOption = None) -> None:
     for row in provider_rows(cfg, states):
         since = humanize((utcnow() - row.since).total_seconds()) + " ago" if row.since else "-"
         table.add_row(
-            row.name,
+            _shown(row.name),
             _status_text(row.status)
             + (
                 ""
@@ -294,8 +432,9 @@ def status(config: ConfigOption = None) -> None:
                 else (" (confirmed)" if row.confirmed else " (suspected)")
             ),
             since,
-            "\n".join(f"{c.display_name}: {c.status.value}" for c in row.components) or "no data",
-            f"{row.incident.title} ({row.incident.status})" if row.incident else "",
+            "\n".join(f"{_shown(c.display_name)}: {c.status.value}" for c in row.components)
+            or "no data",
+            f"{_shown(row.incident.title)} ({_shown(row.incident.status)})" if row.incident else "",
         )
     out.print(table)
     if pending:
@@ -311,7 +450,10 @@ def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
     for item in pending:
         policy = cfg.policy(item.policy)
         if item.paged_at is not None:
-            page = f"sent {humanize((now - item.paged_at).total_seconds())} ago ({item.dedup_key})"
+            page = (
+                f"sent {humanize((now - item.paged_at).total_seconds())} ago "
+                f"({_shown(item.dedup_key)})"
+            )
         elif policy is not None:
             due_at = item.since + timedelta(seconds=policy.after)
             left = max(0.0, (due_at - now).total_seconds())
@@ -319,8 +461,8 @@ def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
         else:
             page = "policy no longer configured"
         table.add_row(
-            policy.label if policy else item.policy,
-            item.provider,
+            _shown(policy.label if policy else item.policy),
+            _shown(item.provider),
             humanize((now - item.since).total_seconds()) + " ago",
             page,
         )
@@ -350,8 +492,8 @@ def config_validate(
         _print_config_errors(exc)
         raise typer.Exit(2) from None
     plan = build_sources(cfg)
-    out.print(f"[green]✓[/] {file} is valid.")
-    out.print(f"  providers: {', '.join(cfg.provider_ids)}")
+    out.print(f"[green]✓[/] {_shown(file, DETAIL_MAX)} is valid.")
+    out.print(f"  providers: {_shown(', '.join(cfg.provider_ids), 4000)}")
     out.print(f"  sources: {len(plan.sources)} ({len(plan.skipped)} probes off: no key)")
     out.print(f"  store: {'redis' if cfg.store.url else 'embedded'}")
     if cfg.slack:
@@ -378,9 +520,15 @@ def demo() -> None:
 # -------------------------------------------------------------------------- drill
 
 
+#: What a drill's target may answer without the drill failing: ``skipped`` is a target that
+#: does not take drills (an escalation policy pages for outages only), not a failure.
+DRILL_OK = {"delivered": "green", "duplicate": "green", "reconciled": "green", "skipped": "dim"}
+
+
 @app.command()
 def drill(config: ConfigOption = None) -> None:
-    """Send a clearly labelled test notice to every target; exit 1 if one fails."""
+    """Send a clearly labelled test notice to every target; exit 1 if one fails
+    (escalation policies are skipped: a drill pages nobody)."""
     cfg = _load(config)
     configure("warning", cfg.log.format)
     runtime_app.register_config_secrets(cfg)
@@ -390,9 +538,9 @@ def drill(config: ConfigOption = None) -> None:
     table.add_column("Result")
     failed = False
     for key, outcome in outcomes.items():
-        ok = outcome in ("delivered", "duplicate", "reconciled")
-        failed = failed or not ok
-        table.add_row(key, f"[{'green' if ok else 'red'}]{outcome}[/]")
+        style = DRILL_OK.get(outcome)
+        failed = failed or style is None
+        table.add_row(_shown(key), f"[{style or 'red'}]{_shown(outcome)}[/]")
     out.print(table)
     raise typer.Exit(1 if failed else 0)
 

@@ -7,6 +7,9 @@ pipeline of small stages, Alertmanager-style:
 
     route → dedupe → compose → reconcile (after a crash) → send with retry → record
 
+(a notice the platform refuses for its content is sent once more without its optional parts:
+a bad link must not cost the outage notice; see ``Dispatcher._degrading``)
+
 A stream entry is acknowledged only when every target is done with it (delivered, not for
 it, or dead-lettered). If the process dies, its unacknowledged entries are read again on
 restart (or claimed by another replica); the ``sent:{event}:{target}`` marks, and a
@@ -33,10 +36,12 @@ from tenacity import (
 )
 
 from bot import metrics
+from bot.lease import sleep_unless
 from bot.logs import get_logger
 from bot.models import ComponentState, Event, utcnow
 from bot.notices import FallbackOption, Notice, compose, compose_root, provider_components
 from bot.notify import (
+    ContentRejected,
     Delivery,
     Intent,
     PermanentError,
@@ -44,6 +49,7 @@ from bot.notify import (
     RetryableError,
     Route,
     Target,
+    degraded,
 )
 from bot.queries import fallback_options
 from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable, StreamEntry
@@ -203,6 +209,7 @@ class Dispatcher:
         self._inflight: dict[str, _Entry] = {}
         self._finished: dict[str, None] = {}  # recently acknowledged entries, oldest first
         self._store_away = False
+        self._failing: str | None = None  # what last broke the reading loop (said once)
         self._room = asyncio.Event()
         self._store_slots = asyncio.Semaphore(settings.store_concurrency)
         self._room.set()
@@ -217,16 +224,32 @@ class Dispatcher:
             asyncio.create_task(self._work(t), name=f"deliver:{t.key}") for t in self.targets
         ]
         try:
-            await self._until_store(self.store.ensure_group, self.settings.group, stop=stop)
-            await self._recover(stop)
-            last_touch = time.monotonic()
             while not stop.is_set():
-                await self._read_once(stop)
-                if time.monotonic() - last_touch >= self.settings.touch_every:
-                    await self._housekeeping()
-                    last_touch = time.monotonic()
+                try:
+                    await self._consume(stop)
+                except Exception as exc:  # a bug or a foreign value must not end delivery
+                    self._failed(exc)
+                    await sleep_unless(stop, self.settings.store_retry)
         finally:
             await self._drain()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        await self._until_store(self.store.ensure_group, self.settings.group, stop=stop)
+        await self._recover(stop)
+        last_touch = time.monotonic()
+        while not stop.is_set():
+            await self._read_once(stop)
+            if time.monotonic() - last_touch >= self.settings.touch_every:
+                await self._housekeeping()
+                last_touch = time.monotonic()
+            self._failing = None
+
+    def _failed(self, exc: Exception) -> None:
+        """Say what broke the reading loop, once per kind of failure: it starts over."""
+        kind = f"{type(exc).__name__}: {exc}"
+        if kind != self._failing:
+            log.exception("reading the event stream failed; starting over")
+        self._failing = kind
 
     async def _recover(self, stop: asyncio.Event) -> None:
         """Entries this consumer took before it died: deliver them again (marks dedupe)."""
@@ -261,7 +284,7 @@ class Dispatcher:
             if not self._store_away:  # once per outage, not once a second
                 log.warning("store unreachable; notices wait", error=str(exc))
             self._store_away = True
-            await _sleep_unless(stop, self.settings.store_retry)
+            await sleep_unless(stop, self.settings.store_retry)
             return
         if self._store_away:
             log.info("store reachable again; notices go on")
@@ -429,9 +452,7 @@ class Dispatcher:
                 await self._record(target, delivery, found)
                 return "reconciled"
         try:
-            receipt = await self._retrying(
-                target, delivery, lambda: target.notifier.deliver(target, delivery)
-            )
+            receipt = await self._degrading(target, delivery, target.notifier.deliver)
         except PermanentError as exc:
             await self._dead(target, delivery, str(exc))
             return "dead"
@@ -467,9 +488,7 @@ class Dispatcher:
         """Did a process that died already post this? Asked with the same retries as a send:
         guessing "no" while the platform is down could post it twice."""
         try:
-            return await self._retrying(
-                target, delivery, lambda: target.notifier.find_sent(target, delivery)
-            )
+            return await self._degrading(target, delivery, target.notifier.find_sent)
         except PermanentError as exc:
             log.warning(
                 "cannot tell whether a notice was already posted; posting it",
@@ -478,6 +497,30 @@ class Dispatcher:
                 reason=str(exc),
             )
             return None
+
+    async def _degrading(
+        self,
+        target: Target,
+        delivery: Delivery,
+        call: Callable[[Target, Delivery], Awaitable[_T]],
+    ) -> _T:
+        """``call`` with retries; if the platform refuses the notice's content, once more with
+        the notice cut to its title and text (a bad link or list must not cost the notice).
+        Refused again, or nothing left to drop: the :class:`ContentRejected` is raised."""
+        try:
+            return await self._retrying(target, delivery, lambda: call(target, delivery))
+        except ContentRejected as exc:
+            plainer, dropped = degraded(delivery)
+            if not dropped:
+                raise
+            log.warning(
+                "notice refused for its content; sending it without " + ", ".join(dropped),
+                target=target.label,
+                event_id=delivery.event.id,
+                dropped=list(dropped),
+                reason=str(exc),
+            )
+            return await self._retrying(target, plainer, lambda: call(target, plainer))
 
     async def _retrying(
         self,
@@ -591,8 +634,3 @@ class Dispatcher:
 
 class _Unexpected(Exception):
     """Marks an unexpected notifier error as worth a few more tries."""
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -9,14 +9,19 @@ resolved by itself. This module decides *when*, in two pure functions:
 - :func:`due` says what the clock owes at a given moment (the first page once ``after`` has
   passed outside quiet hours, then a repeat every ``repeat``);
 
-and :class:`Escalator` runs them. It holds the ``escalator`` lease (one replica decides), reads
-the event stream in its own consumer group, ticks a timer, keeps pending escalations in the
-store (a restart resumes them, and can still resolve a page it sent before), and appends an
-``escalation`` event for every page, repeat and resolve. Those events have ids derived from
-(policy, episode, action, repeat): appending one twice after a crash cannot page twice,
-because the dispatcher delivers them like any other event, idempotency marks included, to the
-policy's target (PagerDuty, Opsgenie, a webhook) and, as a thread reply, to the chat
-channels that carry the outage ("📟 Paged Platform on-call via PagerDuty at 12:05 UTC").
+and :class:`Escalator` runs them. It holds the ``escalator`` lease (one process decides: the
+holder is unique per process, :mod:`bot.lease`), reads the event stream in its own consumer
+group, ticks a timer, keeps pending escalations in the store (a restart resumes them, and can
+still resolve a page it sent before), and appends an ``escalation`` event for every page,
+repeat and resolve. Those events have ids derived from (policy, episode, action, repeat):
+appending one twice after a crash cannot page twice, because the dispatcher delivers them like
+any other event, idempotency marks included, to the policy's target (PagerDuty, Opsgenie, a
+webhook) and, as a thread reply, to the chat channels that carry the outage ("📟 Paged
+Platform on-call via PagerDuty at 12:05 UTC").
+
+What the store holds is read as hostile (:func:`read_pending`): a value that is not a JSON
+object of readable, plausibly dated escalations is dropped with one log line, so a bad value
+costs what it held, never paging itself.
 """
 
 from __future__ import annotations
@@ -25,17 +30,18 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from bot import metrics
-from bot.logs import get_logger
+from bot.lease import Lease, sleep_unless, unique_holder
+from bot.logs import get_logger, scrub_detail
 from bot.models import EscalationAction, Event, EventEscalation, Status, utcnow
 from bot.store import Store, StoreUnavailable, StreamEntry
+from bot.store.decode import drop, read_object
 from config.schema import EscalationBase, EscalationPolicy, TocsinConfig
 
 log = get_logger("tocsin.escalation")
@@ -46,6 +52,10 @@ GROUP = "escalator"
 CONSUMER = "escalator"
 LEASE = "escalator"
 STATE = "escalations"
+#: A stored escalation dated outside [now - OLDEST, now + AHEAD] is not one tocsin wrote (and
+#: the year 9999 would overflow the clock's arithmetic).
+OLDEST = timedelta(days=3650)
+AHEAD = timedelta(days=1)
 
 
 class Pending(BaseModel):
@@ -212,6 +222,9 @@ def escalation_event(policy: EscalationBase, action: Action, at: datetime) -> Ev
 class EscalatorSettings:
     instance: str
     lease: float = 15.0
+    #: Who holds the lease: unique per process (``<instance>#<boot token>``); ``None``: a
+    #: fresh token of this escalator's own.
+    holder: str | None = None
     #: How often the clock is looked at (pages are due to the second, not to the tick).
     tick: float = 1.0
     batch: int = 100
@@ -234,7 +247,14 @@ class Escalator:
         self.settings = settings
         self.clock = clock
         self.pending: dict[str, Pending] = {}
-        self.leader = False
+        holder = settings.holder or unique_holder(settings.instance)
+        self.lease = Lease(store, LEASE, holder, settings.lease, gauge=metrics.ESCALATOR_LEADER)
+
+    @property
+    def leader(self) -> bool:
+        """Whether this process decides pages now (``tocsin_escalator_leader`` says the same:
+        both come from the lease)."""
+        return self.lease.held
 
     # ----------------------------------------------------------------- the service
 
@@ -245,35 +265,30 @@ class Escalator:
                     if await self._acquire():
                         await self._lead(stop)
                     else:
-                        await _sleep_unless(stop, self.settings.lease / 3)
+                        await sleep_unless(stop, self.lease.renew_every)
                 except StoreUnavailable as exc:
-                    self.leader = False
+                    self.lease.forget()
                     log.warning("store unreachable; escalations wait", error=str(exc))
-                    await _sleep_unless(stop, self.settings.store_retry)
+                    await sleep_unless(stop, self.settings.store_retry)
                 except Exception:  # a bug must not end paging for good: say so, start over
-                    self.leader = False
+                    self.lease.forget()
                     log.exception("the escalator failed; starting over")
-                    await _sleep_unless(stop, self.settings.store_retry)
+                    await sleep_unless(stop, self.settings.store_retry)
         finally:
-            if self.leader:
-                with suppress(StoreUnavailable):
-                    await self.store.release_lease(LEASE, self.settings.instance)
-            self.leader = False
-            metrics.ESCALATOR_LEADER.set(0)
+            await self.lease.release()
 
     async def _acquire(self) -> bool:
-        held = await self.store.acquire_lease(LEASE, self.settings.instance, self.settings.lease)
-        if held != self.leader:
-            log.info("escalator lease " + ("taken" if held else "lost"))
-        self.leader = held
-        metrics.ESCALATOR_LEADER.set(1 if held else 0)
+        was = self.lease.held
+        held = await self.lease.acquire()
+        if held != was:
+            log.info("escalator lease " + ("taken" if held else "lost"), holder=self.lease.holder)
         return held
 
     async def _lead(self, stop: asyncio.Event) -> None:
         """Decide until the lease is lost (or we stop); state is reloaded on every takeover."""
         await self.start()
         loop = asyncio.get_running_loop()
-        renew_at = loop.time() + self.settings.lease / 3
+        renew_at = loop.time() + self.lease.renew_every
         while not stop.is_set():
             count = await self.step(block_ms=int(self.settings.tick * 1000))
             if count < self.settings.batch:  # caught up: the clock may speak now
@@ -281,7 +296,7 @@ class Escalator:
             if loop.time() >= renew_at:
                 if not await self._acquire():
                     return
-                renew_at = loop.time() + self.settings.lease / 3
+                renew_at = loop.time() + self.lease.renew_every
 
     async def start(self) -> None:
         """Load pending escalations, and finish what a predecessor read and left unfinished."""
@@ -355,22 +370,8 @@ class Escalator:
     # ----------------------------------------------------------------- persistence
 
     async def load(self) -> None:
-        raw = await self.store.get_value(STATE)
         self.pending = {}
-        try:
-            stored = json.loads(raw) if raw else {}
-        except json.JSONDecodeError as exc:
-            log.error("pending escalations were unreadable; starting afresh", error=str(exc))
-            stored = {}
-        if not isinstance(stored, dict):
-            log.error("pending escalations were not a JSON object; starting afresh")
-            stored = {}
-        for key, value in stored.items():
-            try:
-                pending = Pending.model_validate(value)
-            except ValidationError as exc:
-                log.error("dropped an unreadable pending escalation", key=key, error=str(exc))
-                continue
+        for pending in read_pending(await self.store.get_value(STATE), self.clock()):
             if pending.policy not in self.policies:
                 log.warning(
                     "a pending escalation's policy is gone from the config; dropped "
@@ -379,7 +380,7 @@ class Escalator:
                     provider=pending.provider,
                 )
                 continue
-            self.pending[key] = pending
+            self.pending[pending.key] = pending
         metrics.PENDING_ESCALATIONS.set(len(self.pending))
 
     async def save(self) -> None:
@@ -390,18 +391,49 @@ class Escalator:
 
 async def pending_escalations(store: Store) -> list[Pending]:
     """What the store holds (for ``tocsin status``): readable entries, oldest first."""
-    raw = await store.get_value(STATE)
-    try:
-        stored = json.loads(raw) if raw else {}
-    except json.JSONDecodeError:
-        return []
-    found = []
-    for value in stored.values() if isinstance(stored, dict) else []:
-        with suppress(ValidationError):
-            found.append(Pending.model_validate(value))
+    found = read_pending(await store.get_value(STATE), utcnow())
     return sorted(found, key=lambda p: p.since)
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+def read_pending(raw: str | None, now: datetime) -> list[Pending]:
+    """The pending escalations of the stored value: each one that does not read as one
+    (not an object, a field of the wrong type, a date no clock can reach) is dropped, and
+    said once. Details are scrubbed (an older version may have stored a key)."""
+    stored = read_object("pending escalations", STATE, raw)
+    found = []
+    for key, value in (stored or {}).items():
+        try:
+            pending = Pending.model_validate(value)
+        except Exception as exc:  # whatever a hostile value makes the model raise
+            drop("pending escalation", key, raw, f"{type(exc).__name__}: {exc}")
+            continue
+        wrong = _implausible(pending, now)
+        if wrong is not None:
+            drop("pending escalation", key, raw, wrong)
+            continue
+        snapshot = pending.snapshot
+        detail = scrub_detail(snapshot.detail)
+        if detail != snapshot.detail:
+            snapshot = snapshot.model_copy(update={"detail": detail})
+            pending = pending.model_copy(update={"snapshot": snapshot})
+        found.append(pending)
+    return found
+
+
+def _implausible(pending: Pending, now: datetime) -> str | None:
+    """Why this pending escalation's dates are not ones tocsin wrote, or ``None``."""
+    dates = {
+        "since": pending.since,
+        "paged_at": pending.paged_at,
+        "last_sent": pending.last_sent,
+        "snapshot.at": pending.snapshot.at,
+        "snapshot.episode_started": pending.snapshot.episode_started,
+    }
+    for name, at in dates.items():
+        if at is None:
+            continue
+        if at.utcoffset() is None:
+            return f"{name} has no time zone"
+        if not now - OLDEST <= at <= now + AHEAD:
+            return f"{name} {at.isoformat()} is not a date tocsin wrote"
+    return None

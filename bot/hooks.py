@@ -15,8 +15,8 @@ line, which names what was wrong and never the secret.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from bot import metrics
 from bot.logs import get_logger
+from bot.outside import Unreadable, load_json
 from bot.store import Store, StoreUnavailable
 from config.schema import TocsinConfig
 
@@ -35,6 +36,9 @@ SECRET_PARAM = "secret"  # noqa: S105 - a query parameter name
 #: Statuspage's notifications are a few KiB; a bigger body is not one of them.
 MAX_BODY = 1024 * 1024
 _CHUNK = 64 * 1024
+#: Seconds a body may take to arrive once its headers are in (Slack and Statuspage send a few
+#: KiB at once).
+BODY_TIMEOUT = 10.0
 _SHOWN = 80  # characters of caller-chosen text (provider, ids) a log line or answer repeats
 
 
@@ -120,9 +124,9 @@ def parse_notification(body: bytes, content_type: str = "") -> Notification:
         raise _bad("the body is empty; expected a Statuspage JSON notification")
     if body.lstrip()[:1] == b"<" or content_type.startswith("text/html"):
         raise _bad("the body is HTML, not a Statuspage JSON notification")
-    try:
-        document = json.loads(body)
-    except ValueError as exc:  # also invalid UTF-8
+    try:  # bounded: a body nested 100,000 deep is refused before the recursive parser
+        document = load_json(body, limit=MAX_BODY)
+    except Unreadable as exc:  # also invalid UTF-8, and too deep
         raise _bad(f"the body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise _bad(f"the body must be a JSON object, not {_json_type(document)}")
@@ -237,16 +241,23 @@ class StatuspageHooks:
             raise Refused(503, "store_unavailable", reason) from None
 
 
-async def read_capped(request: web.Request, limit: int) -> bytes:
-    """The body, but never more than ``limit`` bytes of it in memory (413 beyond)."""
+async def read_capped(request: web.Request, limit: int, *, within: float | None = None) -> bytes:
+    """The body, but never more than ``limit`` bytes of it in memory (413 beyond), and never
+    longer than ``within`` seconds to arrive (408: a body sent a byte at a time must not hold
+    a connection for ever)."""
+    within = BODY_TIMEOUT if within is None else within
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Refused(413, "too_large", f"the body is {declared} bytes; the limit is {limit}")
     body = bytearray()
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "too_large", f"the body is over the limit of {limit} bytes")
+    try:
+        async with asyncio.timeout(within):
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise Refused(413, "too_large", f"the body is over the limit of {limit} bytes")
+    except TimeoutError:
+        raise Refused(408, "too_slow", f"the body took longer than {within:g}s to arrive") from None
     return bytes(body)
 
 

@@ -192,6 +192,8 @@ class Observation:
     incident: Incident | None = None
     detail: str | None = None
     error: ProbeError | None = None
+    #: A page that now redirects to another host: (the URL asked for, where it led).
+    moved: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:

@@ -288,9 +288,13 @@ def _admin_title(event: Event) -> str:
     name = event.provider_name or event.provider
     if event.type == "watcher_health":
         return "tocsin: watcher health"
-    if event.type == "config_alert":
-        return f"tocsin: check the probe configuration of {name}"
     source = (event.source or "").split(":")[-1] or "source"
+    unreadable = event.to is Status.UNKNOWN and source not in ("probe", "source")
+    if event.type == "config_alert" and unreadable:  # a page broken from its first read
+        return f"tocsin: cannot read {name}'s status page ({source})"
+    if event.type == "config_alert":  # a probe's key or request, or a page that moved
+        what = "probe" if source in ("probe", "source") else "status page"
+        return f"tocsin: check the {what} configuration of {name}"
     what = "probe" if source == "probe" else f"status page ({source})"
     if event.to is Status.UNKNOWN:
         return f"tocsin: cannot read {name}'s {what}"

@@ -8,7 +8,7 @@ dispatcher, once (see :mod:`bot.dispatcher`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,6 +81,30 @@ class RetryableError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """The target cannot take this notice (unknown channel, bad token...): dead-letter it."""
+
+
+class ContentRejected(PermanentError):
+    """The platform refused what the notice says, not where it goes (Discord's 50035 "Invalid
+    Form Body", Slack's ``invalid_blocks``...): one bad optional field (a link, a list) must
+    not cost the notice, so the dispatcher delivers it once more as :func:`degraded`."""
+
+
+#: What a notice can lose and still say what happened: its link, its fields, its fallbacks.
+OPTIONAL_PARTS = ("url", "fields", "fallbacks")
+
+
+def degraded(delivery: Delivery) -> tuple[Delivery, tuple[str, ...]]:
+    """``delivery`` with its notice (and root) cut to title and text, and the names of the
+    parts that were dropped (``root.url`` for the root's); nothing dropped: nothing to try."""
+    notice, dropped = _plainer(delivery.notice)
+    root, root_dropped = _plainer(delivery.root) if delivery.root else (None, ())
+    lost = dropped + tuple(f"root.{part}" for part in root_dropped)
+    return replace(delivery, notice=notice, root=root), lost
+
+
+def _plainer(notice: Notice) -> tuple[Notice, tuple[str, ...]]:
+    dropped = tuple(part for part in OPTIONAL_PARTS if getattr(notice, part))
+    return replace(notice, url=None, url_label=None, fields=(), fallbacks=()), dropped
 
 
 @runtime_checkable

@@ -122,6 +122,8 @@ class Tracker:
         self._network_suspect = False
         #: Page sources that cannot be read now, with why.
         self._broken: dict[str, str] = {}
+        #: Page sources that moved to another host, with where the admins were told it went.
+        self._moved: dict[str, str] = {}
 
     # ----------------------------------------------------------------- public
 
@@ -202,6 +204,7 @@ class Tracker:
         out.extend(self._settle(track, obs.at, obs.source, broken_first_read))
         out.extend(self._unflap(track, obs.at, obs.source))
         out.extend(self._incident(track, obs, already=_carries_incident(out)))
+        out.extend(self._page_moved(track, obs))
         if not out:
             out.append(StateUpdate(state=state.model_copy(deep=True)))
         return out
@@ -339,6 +342,21 @@ class Tracker:
         )
         return [StateUpdate(state=_watcher_state(suspect, now, detail), event=event)]
 
+    def _page_moved(self, track: _Track, obs: Observation) -> list[StateUpdate]:
+        """A status page that now redirects to another host: one admin notice per source and
+        new location (the config should name the page where it lives now)."""
+        if obs.moved is None or self._moved.get(obs.source) == obs.moved[1]:
+            return []
+        old, new = obs.moved
+        self._moved[obs.source] = new
+        event = self._event("config_alert", track, obs.at, obs.source, audience="admins")
+        event.to = None  # about where the page lives, not about a status
+        name = self._names.get(obs.provider, obs.provider)
+        event.detail = (
+            f"{name}'s status page moved: {old} now redirects to {new}; update status_page.url"
+        )
+        return [StateUpdate(state=track.state.model_copy(deep=True), event=event)]
+
     def _config_alert(self, track: _Track, obs: Observation) -> list[StateUpdate]:
         state = track.state
         state.detail = obs.detail
@@ -423,12 +441,18 @@ class Tracker:
         self, track: _Track, at: datetime, source: str | None, old: Status
     ) -> StateUpdate:
         """Into or out of ``unknown``: the admins hear of it (once per source), the channels
-        do not."""
+        do not. A source that cannot be read from its first read changes no status (unknown
+        it was, unknown it stays): that is a ``config_alert`` saying what is wrong with the
+        source, not a transition."""
         state = track.state
         if not track.admin_news:
             return StateUpdate(
                 state=state.model_copy(deep=True), status_changed=old != state.status
             )
+        if old is state.status:
+            event = self._event("config_alert", track, at, source, audience="admins")
+            event.detail = state.detail
+            return StateUpdate(state=state.model_copy(deep=True), event=event)
         detail = (
             state.detail
             if state.status is Status.UNKNOWN

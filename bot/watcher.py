@@ -4,21 +4,22 @@ One apscheduler job per source (interval with jitter, ``max_instances=1``, coale
 shared ``httpx.AsyncClient``. A probe whose result differs from the current state is run
 again after ``confirm_interval`` instead of a whole interval, so detection costs one
 interval's phase plus the confirmations. Only the replica holding the ``leader`` lease
-watches. When the store is unreachable, updates wait in a bounded in-memory buffer and are
-written in order once it is back. A status page's push (:mod:`bot.hooks`) is only a hint: the
-leader takes poll requests from the store and reads that page now, at most once a second per
-provider, so a forged or stale push can cost one extra read but never set a state.
+(:mod:`bot.lease`, under a holder unique to the process) watches. When the store is
+unreachable, updates wait in a bounded in-memory buffer and are written in order once it is
+back. A status page's push (:mod:`bot.hooks`) is only a hint: the leader takes poll requests
+from the store and reads that page now, at most once a second per provider, so a forged or
+stale push can cost one extra read but never set a state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,7 +28,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import metrics
-from bot.logs import get_logger
+from bot.lease import Lease, sleep_unless, unique_holder
+from bot.logs import get_logger, scrub_detail
 from bot.models import Observation, SourceKind, StateUpdate, Status, worst
 from bot.sources.base import Source
 from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable
@@ -45,6 +47,9 @@ _RERUN_AFTER = 0.05
 class WatcherSettings:
     instance: str
     lease: float = 15.0
+    #: Who holds the lease: unique per process (``<instance>#<boot token>``); ``None``: a
+    #: fresh token of this watcher's own.
+    holder: str | None = None
     confirm_interval: float | None = None  # None: a quarter of the source's interval
     jitter: float | None = None  # None: a tenth of the source's interval
     buffer_limit: int = 10_000
@@ -120,7 +125,14 @@ async def check_source(source: Source, client: httpx.AsyncClient) -> list[Observ
     metrics.CHECK_LATENCY.labels(source.kind.value).observe(time.perf_counter() - started)
     result = worst(obs.status for obs in observations).value if observations else "empty"
     metrics.CHECKS.labels(source.provider, source.id, result).inc()
-    return observations
+    return [_scrubbed(obs) for obs in observations]
+
+
+def _scrubbed(obs: Observation) -> Observation:
+    """A diagnostic may quote what was sent (an exception naming a header carries the key):
+    secrets are masked before the tracker stores it or anyone is shown it."""
+    detail = scrub_detail(obs.detail)
+    return obs if detail == obs.detail else dataclasses.replace(obs, detail=detail)
 
 
 class Watcher:
@@ -149,9 +161,24 @@ class Watcher:
         self._in_flight: set[str] = set()
         self._rerun: set[str] = set()  # pushed while running: read again once it is done
         self._polls_failing = False
+        self.lease = Lease(
+            store, LEASE_NAME, settings.holder or unique_holder(settings.instance), settings.lease
+        )
         self.leader = False
         self.dropped = 0
+        self._failing: str | None = None  # what last broke a lease round (said once)
         self.store_ok = True
+
+    @property
+    def leader(self) -> bool:
+        """Whether this replica watches now (it holds the lease and has taken over)."""
+        return self._leader
+
+    @leader.setter
+    def leader(self, value: bool) -> None:
+        """The one place leading changes, so ``/healthz`` and the metric always agree."""
+        self._leader = value
+        metrics.LEADER.set(1 if value else 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,20 +186,29 @@ class Watcher:
         """Watch until ``stop`` is set (SIGTERM/SIGINT), leading only while holding the lease."""
         try:
             while not stop.is_set():
-                await self._lead_or_follow()
-                renew = self.settings.lease / 3 if self.store.shared else 5.0
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), renew)
+                await self._surviving(self._lead_or_follow)
+                await sleep_unless(stop, self.lease.renew_every if self.store.shared else 5.0)
                 if self._buffer:
-                    await self.flush()
+                    await self._surviving(self.flush)
         finally:
             await self.shutdown()
 
+    async def _surviving(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Run one step of the lease loop; a bug or a foreign value in the store must not end
+        watching for good: said once per kind of failure, and the next round tries again."""
+        try:
+            await step()
+        except Exception as exc:
+            kind = f"{type(exc).__name__}: {exc}"
+            if kind != self._failing:
+                log.exception("a watcher round failed; trying again")
+            self._failing = kind
+        else:
+            self._failing = None
+
     async def _lead_or_follow(self) -> None:
         try:
-            held = await self.store.acquire_lease(
-                LEASE_NAME, self.settings.instance, self.settings.lease
-            )
+            held = await self.lease.acquire()
             self.store_ok = True
         except StoreUnavailable as exc:
             self.store_ok = False
@@ -191,15 +227,18 @@ class Watcher:
             return
         self.tracker.restore(states.values())
         self.leader = True
-        metrics.LEADER.set(1)
-        log.info("watching", instance=self.settings.instance, sources=len(self.sources))
+        log.info(
+            "watching",
+            instance=self.settings.instance,
+            holder=self.lease.holder,
+            sources=len(self.sources),
+        )
         self._start_scheduler()
         self._running.add(asyncio.create_task(self._take_polls(), name="poll-requests"))
 
     def _step_down(self) -> None:
         log.warning("lost the watcher lease; another replica watches now")
         self.leader = False
-        metrics.LEADER.set(0)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -242,11 +281,8 @@ class Watcher:
         await asyncio.gather(*self._running, return_exceptions=True)
         if self._buffer:
             await self.flush()
-        if self.leader:
-            with suppress(StoreUnavailable):
-                await self.store.release_lease(LEASE_NAME, self.settings.instance)
-            self.leader = False
-            metrics.LEADER.set(0)
+        await self.lease.release()
+        self.leader = False
         if self._own_client:
             await self.client.aclose()
 

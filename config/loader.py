@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +25,112 @@ DEFAULT_FILE = "tocsin.yaml"
 CONFIG_ENV = "TOCSIN_CONFIG"
 
 
+#: A config file is read, aliases expanded, by everything downstream (deep copies, pydantic,
+#: JSON encoding of a probe's body): a document bigger than this once expanded is refused, so
+#: an alias bomb ("billion laughs") is a config error instead of a hung process.
+MAX_VALUES = 50_000
+#: Nesting deeper than this (written or through aliases) is refused before anything recurses.
+MAX_DEPTH = 64
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, but a key written twice is an error (YAML keeps the last one
-    silently, which hides half of a config)."""
+    silently, which hides half of a config), merge keys (``<<: *defaults``) work, and a
+    document that nests too deep or expands too far through aliases is refused."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._checked: set[int] = set()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Composing recurses once per level: stop before Python's own limit does."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise Refused(f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _refuse_expansion(node)
+        return node
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Keys written twice in one mapping are an error; a key written next to a merge
+        (``<<:``) overrides the merged one, as YAML says. Checked before PyYAML folds the
+        merged pairs into the mapping, once per mapping (a merged one is folded again)."""
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node)
+                if not isinstance(key, Hashable):
+                    continue  # PyYAML's own error says so
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        super().flatten_mapping(node)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _refuse_expansion(root: yaml.Node) -> None:
+    """Raise if the document, aliases expanded, has more than :data:`MAX_VALUES` values,
+    nests deeper than :data:`MAX_DEPTH` or contains itself. PyYAML shares an alias's node,
+    so this walks the shared graph once (memoised on node identity, without recursion): the
+    cost is the file's size, not the expansion's."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), once expanded
+    open_nodes: set[int] = set()  # the nodes on the path being walked
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            parts = [sizes[id(child)] for child in _children(node)]
+            values = 1 + sum(size for size, _ in parts)
+            depth = 1 + max((deep for _, deep in parts), default=0)
+            if values > MAX_VALUES:
+                raise Refused(
+                    f"this value expands to more than {MAX_VALUES:,} values, each alias "
+                    "counted every time it is used (an alias bomb?)",
+                    node.start_mark,
                 )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+            if depth > MAX_DEPTH:
+                raise Refused(
+                    f"this value nests deeper than {MAX_DEPTH} levels through its aliases",
+                    node.start_mark,
+                )
+            sizes[key] = (values, depth)
+        elif key in open_nodes:
+            raise Refused("this value contains an alias to itself", node.start_mark)
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+
+
+class Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that tocsin will not load (too deep, too big once expanded)."""
+
+    def __init__(self, problem: str, mark: yaml.Mark) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
 
 
 class ConfigError(Exception):
@@ -181,7 +273,10 @@ def read_document(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}invalid YAML: {problem}"], str(path)) from None
+        what = "" if isinstance(exc, Refused) else "invalid YAML: "
+        raise ConfigError([f"{where}{what}{problem}"], str(path)) from None
+    except RecursionError:  # a safety net: the loader stops at MAX_DEPTH before this
+        raise ConfigError([f"nested deeper than {MAX_DEPTH} levels"], str(path)) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -244,7 +339,7 @@ def overlay_env(doc: dict[str, Any], catalog: Catalog) -> dict[str, str]:
             value = catalog.ids()
         if _place(doc, path, value):
             origins[format_loc(path)] = variable
-    _fill_policy_keys(doc, values)
+    origins.update(_fill_policy_keys(doc, values))
     return origins
 
 
@@ -262,18 +357,22 @@ def _place(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> bool:
     return True
 
 
-def _fill_policy_keys(doc: dict[str, Any], values: Mapping[str, str]) -> None:
+def _fill_policy_keys(doc: dict[str, Any], values: Mapping[str, str]) -> dict[str, str]:
     """PAGERDUTY_ROUTING_KEY and OPSGENIE_API_KEY fill the policies without a key of their
-    own (policies may page different services: a policy's own key is kept)."""
+    own (policies may page different services: a policy's own key is kept). Returns where
+    each landed, as :func:`overlay_env` does."""
+    origins: dict[str, str] = {}
     policies = doc.get("escalation")
     if not isinstance(policies, list):
-        return
+        return origins
     for variable, (kind, key) in _POLICY_SECRETS.items():
         if variable not in values:
             continue
-        for policy in policies:
+        for index, policy in enumerate(policies):
             if isinstance(policy, dict) and policy.get("kind") == kind and not policy.get(key):
                 policy[key] = values[variable]
+                origins[format_loc(("escalation", index, key))] = variable
+    return origins
 
 
 def name_variables(errors: Sequence[str], origins: Mapping[str, str]) -> list[str]:

@@ -9,6 +9,8 @@ instead (see :mod:`config.loader`).
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +30,13 @@ from pydantic import (
 from bot.models import SEVERITY_ORDER, Status
 from config.durations import Duration
 from config.redis_urls import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_url
+from config.targets import (
+    check_routing_key,
+    check_slack_channel,
+    check_snowflake,
+    check_webhook_url,
+    clean_secret,
+)
 
 PROVIDER_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
@@ -48,8 +57,52 @@ def _check_severity(value: object) -> Status:
     return words[key]
 
 
+def _stripped_secret(value: object) -> object:
+    """Secrets lose the whitespace a paste brings along; one with whitespace or control
+    characters inside is an error (see :func:`config.targets.clean_secret`)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return clean_secret(value) if isinstance(value, str) else value
+
+
+def _stripped_password(value: object) -> object:
+    """A password may hold spaces, but not at its ends (a paste) nor control characters."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if not value:
+        raise ValueError("is empty")
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        raise ValueError("contains control characters (a paste error?); the value is not shown")
+    return value
+
+
+def _id_text(value: object) -> object:
+    """An id written as a bare YAML number (``id: 123456789012345678``) is its digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+def _secret_check(check: Callable[[str], str]) -> Callable[[SecretStr], SecretStr]:
+    def validate(value: SecretStr) -> SecretStr:
+        check(value.get_secret_value())
+        return value
+
+    return validate
+
+
 HttpURL = Annotated[str, AfterValidator(_check_url)]
 Severity = Annotated[Status, BeforeValidator(_check_severity)]
+#: Every token and key: stripped, no whitespace or control characters inside, never shown.
+Secret = Annotated[SecretStr, BeforeValidator(_stripped_secret)]
+Password = Annotated[SecretStr, BeforeValidator(_stripped_password)]
+RoutingKey = Annotated[Secret, AfterValidator(_secret_check(check_routing_key))]
+WebhookURL = Annotated[Secret, AfterValidator(_secret_check(check_webhook_url))]
+Snowflake = Annotated[str, BeforeValidator(_id_text), AfterValidator(check_snowflake)]
+SlackChannelId = Annotated[str, BeforeValidator(_id_text), AfterValidator(check_slack_channel)]
 
 
 class Model(BaseModel):
@@ -81,13 +134,13 @@ class StoreTLS(Model):
 class StoreConfig(Model):
     """Where state and events live: Redis at ``url``, else the embedded in-process store."""
 
-    #: A secret: the URL may carry Redis's password.
-    url: SecretStr | None = None
+    #: A secret: the URL may carry Redis's password (and a unix socket path, spaces).
+    url: Password | None = None
     #: TLS options for a ``rediss://`` url.
     tls: StoreTLS | None = None
     #: The sentinels' own password (``requirepass`` in sentinel.conf) for a
     #: ``redis+sentinel://`` url; the password in the URL is the Redis servers'.
-    sentinel_password: SecretStr | None = None
+    sentinel_password: Password | None = None
     prefix: str = "tocsin:"
     stream_maxlen: int = Field(10_000, ge=100)
     lease: Duration = 15.0
@@ -180,12 +233,32 @@ class StatusPageConfig(Model):
 
     kind: StatusPageKind
     url: HttpURL
-    #: Ids to watch (components, products or feed categories); omitted → all.
+    #: Ids to watch (components, products or feed categories); omitted → all. Each may be
+    #: an id or ``{id: ..., name: ...}``: the name is shown until the page gives its own.
     components: list[str] | None = None
+    #: Component id → display name (filled from ``components`` entries that give a name).
+    names: dict[str, str] = Field(default_factory=dict)
     interval: Duration | None = None
     timeout: Duration | None = None
     #: Source-specific knobs (e.g. the incident.io proxy host), documented per source.
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_components(cls, data: Any) -> Any:
+        """``components: [{id: k8w3r06qmzrp, name: Claude API}]`` → ids, and their names."""
+        if not isinstance(data, dict) or not isinstance(data.get("components"), list):
+            return data
+        ids: list[Any] = []
+        names = dict(data.get("names") or {}) if isinstance(data.get("names"), dict) else {}
+        for entry in data["components"]:
+            if isinstance(entry, dict) and set(entry) <= {"id", "name"} and "id" in entry:
+                ids.append(entry["id"])
+                if isinstance(entry.get("name"), str) and isinstance(entry["id"], str):
+                    names.setdefault(entry["id"], entry["name"])
+            else:
+                ids.append(entry)  # validation says what is wrong with it
+        return {**data, "components": ids, "names": names}
 
     @field_validator("components")
     @classmethod
@@ -203,7 +276,7 @@ class ProbeAuth(Model):
     param: str = "key"
     #: The environment variable holding the key (the usual place for it).
     env: str | None = None
-    key: SecretStr | None = None
+    key: Secret | None = None
 
 
 class ProbeConfig(Model):
@@ -263,7 +336,7 @@ class Route(Model):
 
 
 class SlackChannel(Route):
-    id: str
+    id: SlackChannelId
     #: Mention ``@here``/``@channel`` on notices at or above ``mention_min_status``.
     mention: Literal["none", "here", "channel"] = "none"
     mention_min_status: Severity = Status.MAJOR_OUTAGE
@@ -271,32 +344,32 @@ class SlackChannel(Route):
 
 class SlackConfig(Model):
     api_url: HttpURL = "https://slack.com/api/"
-    bot_token: SecretStr | None = None
-    app_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
+    bot_token: Secret | None = None
+    app_token: Secret | None = None
+    signing_secret: Secret | None = None
     channels: list[SlackChannel] = Field(default_factory=list)
     #: Where admin notices (broken sources, bad keys, watcher health) go.
-    admin_channel: str | None = None
+    admin_channel: SlackChannelId | None = None
 
 
 class DiscordChannel(Route):
-    id: str
+    id: Snowflake
     mention: Literal["none", "here", "everyone"] = "none"
     mention_min_status: Severity = Status.MAJOR_OUTAGE
 
 
 class DiscordWebhook(Route):
-    url: SecretStr  # the URL carries the webhook's token
+    url: WebhookURL  # the URL carries the webhook's token
 
 
 class DiscordConfig(Model):
     api_url: HttpURL = "https://discord.com/api/v10"
-    token: SecretStr | None = None
-    application_id: str | None = None
-    guilds: list[str] = Field(default_factory=list)
+    token: Secret | None = None
+    application_id: Snowflake | None = None
+    guilds: list[Snowflake] = Field(default_factory=list)
     channels: list[DiscordChannel] = Field(default_factory=list)
     webhooks: list[DiscordWebhook] = Field(default_factory=list)
-    admin_channel: str | None = None
+    admin_channel: Snowflake | None = None
 
 
 class EscalationBase(Route):
@@ -365,13 +438,13 @@ KIND_LABELS = {"pagerduty": "PagerDuty", "opsgenie": "Opsgenie", "webhook": "web
 
 class PagerDutyPolicy(EscalationBase):
     kind: Literal["pagerduty"]
-    routing_key: SecretStr | None = None
+    routing_key: RoutingKey | None = None
     url: HttpURL = "https://events.pagerduty.com/v2/enqueue"
 
 
 class OpsgeniePolicy(EscalationBase):
     kind: Literal["opsgenie"]
-    api_key: SecretStr | None = None
+    api_key: Secret | None = None
     region: Literal["us", "eu"] = "us"
     url: HttpURL | None = None
 
@@ -379,7 +452,7 @@ class OpsgeniePolicy(EscalationBase):
 class WebhookPolicy(EscalationBase):
     kind: Literal["webhook"]
     url: HttpURL
-    secret: SecretStr | None = None
+    secret: Secret | None = None
 
 
 EscalationPolicy = Annotated[
@@ -405,7 +478,7 @@ class HooksConfig(Model):
     never opens an unauthenticated inbound endpoint."""
 
     #: Given in the URL (``?secret=``) or the ``X-Tocsin-Secret`` header; or TOCSIN_HOOK_SECRET.
-    secret: SecretStr | None = None
+    secret: Secret | None = None
 
     @field_validator("secret")
     @classmethod

@@ -1,5 +1,10 @@
 """The console target: notices printed with rich. The first target, and the one the quick
-start uses; it gets everything, admin notices included."""
+start uses; it gets everything, admin notices included.
+
+Every string of a notice goes in as a Rich ``Text`` (literal: ``[bold]`` or ``[/]`` in a
+component name is shown, never parsed as markup) and through ``one_line`` first: a terminal
+would obey the escape sequences a status page could put in a title (``ESC]0;...``, clear
+screen), and Rich passes ``ESC`` through."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from rich.text import Text
 from bot.models import Status
 from bot.notices import Notice
 from bot.notify import Delivery, Intent, Receipt, Route, Target
+from bot.outside import one_line
 from config.schema import TocsinConfig
 
 STYLE = {
@@ -23,6 +29,8 @@ STYLE = {
     Status.MAINTENANCE: "blue",
     Status.UNKNOWN: "grey50",
 }
+#: A notice's longest line on the console (Rich wraps it).
+LINE_MAX = 4000
 _LABEL = {
     Intent.OPEN: "NEW",
     Intent.UPDATE: "UPDATE",
@@ -55,14 +63,14 @@ def render(notice: Notice, intent: Intent, clock: str) -> Panel:
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
     if notice.text:
-        body.add_row("", Text(notice.text))
+        body.add_row("", _literal(notice.text))
     for name, value in notice.fields:
-        body.add_row(name, Text(value))
+        body.add_row(_literal(name), _literal(value))
     if notice.url:
-        body.add_row("Link", Text(notice.url, style="underline"))
+        body.add_row("Link", _literal(notice.url, style="underline"))
     if notice.fallbacks:
-        body.add_row("Fall back to", Text(", ".join(f.label for f in notice.fallbacks)))
-    title = Text(f"{notice.emoji} {notice.title}", style=f"bold {style}")
+        body.add_row("Fall back to", _literal(", ".join(f.label for f in notice.fallbacks)))
+    title = _literal(f"{notice.emoji} {notice.title}", style=f"bold {style}")
     return Panel(
         body,
         title=title,
@@ -71,6 +79,11 @@ def render(notice: Notice, intent: Intent, clock: str) -> Panel:
         subtitle=f"{_LABEL[intent]} · {clock}",
         subtitle_align="right",
     )
+
+
+def _literal(text: str, style: str = "") -> Text:
+    """Outside text for the terminal: no markup, no control character, one line."""
+    return Text(one_line(text, LINE_MAX), style=style)
 
 
 def targets(config: TocsinConfig, *, console: Console | None = None, **_: Any) -> list[Target]:

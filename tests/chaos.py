@@ -38,8 +38,43 @@ async def until(
         await asyncio.sleep(every)
 
 
+def probed_provider_config(
+    redis_url: str,
+    prefix: str,
+    slack_api_url: str,
+    slack_token: str,
+    probe_url: str,
+    channels: list[str],
+    **store: Any,
+) -> dict[str, Any]:
+    """The chaos tests' usual world: provider ``acme`` probed at ``probe_url`` every 300 ms,
+    every notice to the Slack ``channels``, no console, the store at ``redis_url``."""
+    return {
+        "store": {"url": redis_url, "prefix": prefix, **store},
+        "console": {"enabled": False},
+        "watch": {"jitter": "0s"},
+        "providers": [
+            {
+                "id": "acme",
+                "name": "Acme AI",
+                "probe": {"url": probe_url, "interval": "300ms", "timeout": "1s"},
+            }
+        ],
+        "slack": {
+            "api_url": slack_api_url,
+            "bot_token": slack_token,
+            "channels": [{"id": channel} for channel in channels],
+        },
+    }
+
+
 class TocsinProcess:
-    """One replica: ``await p.start()``, ``p.kill()`` (SIGKILL), ``await p.stop()``."""
+    """One replica: ``await p.start()``, ``p.kill()`` (SIGKILL), ``await p.stop()``.
+
+    ``name`` names its files and, unless ``named=False``, its ``instance``; with
+    ``named=False`` the config sets none (the default config), so the process is named
+    after the host, as two replicas on one host that nobody named would be.
+    """
 
     def __init__(
         self,
@@ -49,6 +84,7 @@ class TocsinProcess:
         *,
         role: str = "all",
         env: dict[str, str] | None = None,
+        named: bool = True,
     ) -> None:
         self.name = name
         self.role = role
@@ -56,9 +92,11 @@ class TocsinProcess:
         self.directory = directory
         self.config = {
             **config,
-            "instance": name,
+            **({"instance": name} if named else {}),
             "server": {"enabled": True, "host": "127.0.0.1", "port": self.port},
         }
+        if not named:
+            self.config.pop("instance", None)
         self.config_path = directory / f"{name}.yaml"
         self.log_path = directory / f"{name}.log"
         self.env = cli_env()

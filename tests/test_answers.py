@@ -107,6 +107,25 @@ async def test_unknown_provider_suggests_the_closest_and_lists_the_valid() -> No
     assert nothing_close.suggestion is None
 
 
+async def test_unknown_provider_quotes_what_was_typed_as_one_short_span() -> None:
+    """What someone typed comes back clipped, on one line, and unable to close the code span
+    it is quoted in (on every platform: a backtick cannot be escaped inside one)."""
+    typed = "x`\u202e<!channel>`@everyone[a](https://evil.example)`" + "y" * 100
+    for answer in (
+        await Answers(CONFIG, await _store()).status(typed),
+        await Answers(CONFIG, await _store()).fallback(typed),
+    ):
+        assert isinstance(answer, UnknownProvider)
+        assert len(answer.given) <= 40
+        assert "`" not in answer.given
+        assert "\u202e" not in answer.given
+        assert answer.given.startswith("x'<!channel>'@everyone")
+        assert f"called `{answer.given}`." in answer.message
+        quoted = answer.message_with(lambda text: f"<{text}>")
+        assert f"called `<{answer.given}>`." in quoted  # each platform escapes the span's text
+        assert "`<anthropic>`" in quoted
+
+
 async def test_fallback_ranks_by_state_then_latency_and_gives_snippets() -> None:
     store = await _store(
         _state("anthropic", "api", Status.MAJOR_OUTAGE),

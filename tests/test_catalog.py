@@ -7,20 +7,28 @@ made up) fails here rather than silently watching nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
-from bot.sources import page_source_class
+from bot.app import assemble, run
+from bot.models import Status
+from bot.sources import build_sources, page_source_class
 from bot.sources.base import PageSource
+from bot.store import MemoryStore
 from config.catalog import load_catalog
 from config.loader import build_config, load_config
 from config.schema import ProviderConfig
+from tests.chaos import until
+from tests.fakes.status_server import FakeStatusServer
+from tests.redis_server import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -253,3 +261,107 @@ def test_main_providers_have_a_page_and_a_probe(provider_id: str) -> None:
 
 def test_only_the_main_providers_are_main() -> None:
     assert [i for i in IDS if ENTRIES[i].get("main")] == MAIN_IDS
+
+
+# -- component names (issue 11, item 19) ----------------------------------------------------------
+
+
+def _names_in(fixture_names: dict[str, str], provider_id: str) -> dict[str, str]:
+    page = resolved(provider_id).status_page
+    assert page is not None
+    return {c: fixture_names[c] for c in page.components or [] if c in fixture_names}
+
+
+@pytest.mark.parametrize("provider_id", [i for i in IDS if "status_page" in ENTRIES[i]])
+def test_every_catalog_component_has_a_name(provider_id: str) -> None:
+    """Written `{id: ..., name: ...}`, so a page that was never read shows names, not ids."""
+    raw = ENTRIES[provider_id]["status_page"].get("components") or []
+    assert all(isinstance(c, dict) and set(c) == {"id", "name"} for c in raw), raw
+    page = resolved(provider_id).status_page
+    assert page is not None
+    assert set(page.names) == set(page.components or [])
+    for component, name in page.names.items():
+        assert name.strip(), f"{provider_id}: {component} has an empty name"
+        assert name != component, f"{provider_id}: {component} is named by its id"
+
+
+def _real_names() -> dict[str, str]:
+    """Component id → name in every captured payload."""
+    names = {c["id"]: c["name"] for c in _fixture(REAL_COMPONENTS["anthropic"][1])["components"]}
+    for provider_id in ("openai", "groq", "perplexity"):
+        summary = _fixture(REAL_COMPONENTS[provider_id][1])["summary"]
+        names.update({c["id"]: c["name"] for c in summary["components"]})
+    for incident in _fixture(REAL_COMPONENTS["google-gemini"][1]):
+        names.update({p["id"]: p["title"] for p in incident["affected_products"]})
+    page = _fixture(REAL_COMPONENTS["deepseek"][1])["data"]["page"]
+    names.update({c["component_id"]: c["name"] for c in page["components"]})
+    for item in _fixture(REAL_COMPONENTS["together"][1])["included"]:
+        if item["type"] == "status_page_resource":
+            names[item["id"]] = item["attributes"]["public_name"]
+    stack = list(_fixture(REAL_COMPONENTS["openrouter"][1])["components"])
+    while stack:
+        node = stack.pop()
+        stack.extend(node.get("components") or [])
+        names[node["id"]] = node["name"]
+    return names
+
+
+@pytest.mark.parametrize("provider_id", sorted(REAL_COMPONENTS))
+def test_catalog_names_are_the_pages_own(provider_id: str) -> None:
+    page = resolved(provider_id).status_page
+    assert page is not None
+    assert page.names == _names_in(_real_names(), provider_id)
+
+
+async def test_an_unreadable_page_shows_the_catalog_names_not_ids(
+    status_server: FakeStatusServer,
+) -> None:
+    """The default provider set with Anthropic's page broken (an HTML challenge page, never
+    read): the unknown observation, the stored state and /api/status.json carry the name."""
+    status_server.set_html("/api/v2/summary.json")
+    port = free_port()
+    config = build_config(
+        {
+            "server": {"host": "127.0.0.1", "port": port},
+            "console": {"enabled": False},
+            "providers": [{"id": "anthropic", "status_page": {"url": status_server.url}}],
+        }
+    )
+    [source] = build_sources(config, {}).sources
+    async with httpx.AsyncClient() as client:
+        [observation] = await source.check(client)
+    assert (observation.component, observation.status) == ("k8w3r06qmzrp", Status.UNKNOWN)
+    assert observation.component_name == "Claude API (api.anthropic.com)"
+
+    store = MemoryStore()
+    runtime = assemble(config, "all", store=store, targets=[], env={})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(runtime, stop))
+    try:
+        await until(_has_state(store), timeout=10)
+        [state] = (await store.states()).values()
+        assert (state.component, state.name, state.status) == (
+            "k8w3r06qmzrp",
+            "Claude API (api.anthropic.com)",
+            Status.UNKNOWN,
+        )
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(f"http://127.0.0.1:{port}/api/status.json")).json()
+        [provider] = body["providers"]
+        [component] = provider["components"]
+        assert (component["id"], component["name"], component["status"]) == (
+            "k8w3r06qmzrp",
+            "Claude API (api.anthropic.com)",
+            "unknown",
+        )
+        assert "k8w3r06qmzrp" not in component["name"]
+    finally:
+        stop.set()
+        await task
+
+
+def _has_state(store: MemoryStore) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(await store.states())
+
+    return check

@@ -13,10 +13,12 @@ import copy
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ import yaml
 
 from bot.models import ComponentState, Incident, StateUpdate, Status
 from bot.store import RedisStore
+from tests.fakes.pager import FakePagerDuty
+from tests.fakes.slack import FakeSlack
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 from tests.redis_server import RedisServer, free_port
 
@@ -54,6 +58,8 @@ SCRUBBED = {
     "LINES",
 }
 SEVERITIES = ["operational", "degraded", "partial_outage", "major_outage"]
+#: ``tocsin check``'s exit code when a watched component is unknown and nothing is down.
+CANNOT_TELL = 3
 
 
 def cli_env(*, columns: int | None = 200, **extra: str) -> dict[str, str]:
@@ -450,7 +456,8 @@ async def test_check_html_instead_of_json_is_unknown_not_down(
     status_server.set_html(SUMMARY)
     config = check_config(tmp_path, acme(status_server, probe=False))
     result = await atocsin("check", "--config", str(config), "--fail-on", "degraded", cwd=tmp_path)
-    assert result.code == 0, result  # unknown is not down, even at the strictest threshold
+    # unknown is not down, even at the strictest threshold; but it is not green either
+    assert result.code == CANNOT_TELL, result
     assert table_status(result) == "unknown"
     assert f"{status_server.url}{SUMMARY}" in result.out
     assert "HTML" in result.out
@@ -464,7 +471,7 @@ async def test_check_diagnostic_names_the_url_when_piped(
     result = await atocsin(
         "check", "--config", str(config), cwd=tmp_path, env=cli_env(columns=None)
     )
-    assert result.code == 0, result
+    assert result.code == CANNOT_TELL, result
     assert f"{status_server.url}{SUMMARY}" in result.out, result
 
 
@@ -538,12 +545,7 @@ async def test_status_with_redis_shows_the_table(
         confirmed=True,
         incident=incident,
     )
-    store = RedisStore(redis_server.url, prefix=key_prefix)
-    await store.open()
-    try:
-        await store.apply([StateUpdate(state=down, status_changed=True)])
-    finally:
-        await store.close()
+    await _store_holding(redis_server, key_prefix, down)
     config = write_config(
         tmp_path,
         {
@@ -668,3 +670,332 @@ def test_run_on_a_taken_port_is_one_clear_line_not_a_traceback(tmp_path: Path) -
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "address already in use" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# -- hostile config files (issue 11, item 14) ----------------------------------------------------
+
+#: A regression must not take the machine with it: a guard, not what the tests assert.
+MEMORY_GUARD = 2 << 30
+
+
+async def _store_holding(redis_server: RedisServer, prefix: str, state: ComponentState) -> None:
+    """The suite's redis-server, holding ``state`` as a watcher would have written it."""
+    store = RedisStore(redis_server.url, prefix=prefix)
+    await store.open()
+    try:
+        await store.apply([StateUpdate(state=state, status_changed=True)])
+    finally:
+        await store.close()
+
+
+def _memory_guard() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_GUARD, MEMORY_GUARD))
+
+
+def guarded_tocsin(*args: str, cwd: Path, timeout: float = 60) -> Result:
+    """``tocsin`` with its memory capped; the generous timeout only guards against a hang."""
+    done = subprocess.run(
+        [str(TOCSIN), *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        preexec_fn=_memory_guard,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def alias_bomb(levels: int = 9, width: int = 10) -> str:
+    """A few hundred bytes of YAML whose aliases expand to ``width ** levels`` strings."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * width)}]" for n in range(1, levels)]
+    return "\n".join(lines)
+
+
+def bomb_config(tmp_path: Path, where: str) -> Path:
+    """A config whose probe ``json_body`` or status page ``options`` is an alias bomb."""
+    bomb = textwrap.indent(alias_bomb(), " " * 8)
+    if where == "json_body":
+        source = (
+            f'    probe:\n      url: "{closed_port_url()}"\n      method: POST\n      json_body:\n'
+        )
+    else:
+        source = (
+            f'    status_page:\n      kind: statuspage\n      url: "{closed_port_url()}"\n'
+            "      options:\n"
+        )
+    path = tmp_path / f"bomb-{where}.yaml"
+    path.write_text(
+        "server: {enabled: false}\nproviders:\n  - id: acme\n    name: Acme AI\n"
+        + source
+        + bomb
+        + "\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("where", ["json_body", "options"])
+def test_config_validate_refuses_an_alias_bomb(tmp_path: Path, where: str) -> None:
+    result = guarded_tocsin("config", "validate", str(bomb_config(tmp_path, where)), cwd=tmp_path)
+    assert result.code == 2, result
+    [line] = [line.strip() for line in result.err.splitlines() if "50,000" in line]
+    assert re.match(r"line \d+, column \d+: this value expands to more than 50,000 values", line)
+    assert "is valid" not in result.out
+    assert "Traceback" not in result.both
+
+
+@pytest.mark.parametrize("where", ["json_body", "options"])
+def test_run_refuses_an_alias_bomb_instead_of_hanging(tmp_path: Path, where: str) -> None:
+    result = guarded_tocsin("run", "--config", str(bomb_config(tmp_path, where)), cwd=tmp_path)
+    assert result.code == 2, result
+    assert "expands to more than 50,000 values" in result.err
+    assert "watching" not in result.out  # nothing was started
+    assert "Traceback" not in result.both
+
+
+def test_config_validate_refuses_a_document_nested_100000_deep(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("providers: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = guarded_tocsin("config", "validate", str(path), cwd=tmp_path)
+    assert result.code == 2, result
+    assert re.search(r"line 1, column \d+: nested deeper than 64 levels", result.err), result
+    assert "RecursionError" not in result.both
+    assert "Traceback" not in result.both
+
+
+def test_config_validate_accepts_merge_keys(tmp_path: Path) -> None:
+    path = tmp_path / "merged.yaml"
+    path.write_text(
+        "providers:\n"
+        "  - id: acme\n"
+        "    name: Acme AI\n"
+        f"    probe: &probe {{url: '{closed_port_url()}', timeout: 3s, interval: 15s}}\n"
+        "  - id: zeta\n"
+        "    name: Zeta AI\n"
+        "    probe:\n"
+        "      <<: *probe\n"
+        "      timeout: 5s\n"
+    )
+    result = tocsin("config", "validate", str(path), cwd=tmp_path)
+    assert result.code == 0, result
+    assert "providers: acme, zeta" in result.out
+
+
+# -- targets Discord or Slack would refuse (issue 11, item 7) ------------------------------------
+
+
+def test_config_validate_refuses_a_webhook_discord_would_refuse_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    token = "sekrit-token-" + "x" * 10  # too short: no Discord webhook has such a token
+    config = write_config(
+        tmp_path,
+        {
+            "providers": [{"id": "acme", "name": "Acme AI", "probe": {"url": closed_port_url()}}],
+            "discord": {
+                "webhooks": [
+                    {"url": f"https://discord.com/api/webhooks/123456789012345678/{token}"},
+                    {"url": "https://discord.com/api/webhooks/hooky/" + "t" * 68},
+                ]
+            },
+        },
+    )
+    result = tocsin("config", "validate", str(config), cwd=tmp_path)
+    assert result.code == 2, result
+    lines = [line.strip() for line in result.err.splitlines()]
+    [short] = [line for line in lines if line.startswith("discord.webhooks[0].url: ")]
+    assert "token" in short
+    [not_an_id] = [line for line in lines if line.startswith("discord.webhooks[1].url: ")]
+    assert "not a Discord id" in not_an_id
+    assert "sekrit" not in result.both
+    assert "t" * 68 not in result.both
+
+
+# -- Rich markup from outside is text (issue 11, item 10) ----------------------------------------
+
+MARKUP = "[bold red]x[/]"
+CLOSING = "[/]"
+
+
+async def test_check_prints_markup_in_names_literally(
+    tmp_path: Path, status_server: FakeStatusServer
+) -> None:
+    payload = page_with("operational")
+    [component] = [c for c in payload["components"] if c["id"] == COMPONENT]
+    component["name"] = f"{CLOSING} {MARKUP}"
+    status_server.set_json(SUMMARY, payload)
+    provider = acme(status_server, probe=False)
+    provider["name"] = f"Acme {MARKUP}"
+    result = await atocsin("check", "--config", str(check_config(tmp_path, provider)), cwd=tmp_path)
+    assert result.code == 0, result
+    assert f"{CLOSING} {MARKUP} (statuspage): operational" in result.out
+    assert table_status(result, f"Acme {MARKUP}") == "operational"
+    assert "Traceback" not in result.both
+
+
+async def test_status_prints_markup_from_the_store_literally(
+    tmp_path: Path, redis_server: RedisServer, key_prefix: str
+) -> None:
+    down = ComponentState(
+        provider="acme",
+        component="api",
+        name=f"{CLOSING} {MARKUP}",
+        status=Status.MAJOR_OUTAGE,
+        last_known=Status.MAJOR_OUTAGE,
+        confirmed=True,
+        incident=Incident(id="inc-1", title=f"Errors {CLOSING}{MARKUP}", status="[i]dentified"),
+    )
+    await _store_holding(redis_server, key_prefix, down)
+    config = write_config(
+        tmp_path,
+        {
+            "store": {"prefix": key_prefix},
+            "providers": [
+                {"id": "acme", "name": f"Acme {MARKUP}", "probe": {"url": closed_port_url()}}
+            ],
+        },
+    )
+    result = await atocsin(
+        "status", "--config", str(config), cwd=tmp_path, env=cli_env(REDIS_URL=redis_server.url)
+    )
+    assert result.code == 0, result
+    assert table_status(result, f"Acme {MARKUP}") == "major_outage (confirmed)"
+    assert f"{CLOSING} {MARKUP}: major_outage" in result.out
+    assert f"Errors {CLOSING}{MARKUP} ([i]dentified)" in result.out
+    assert "Traceback" not in result.both
+
+
+# -- drill with escalation policies (issue 11, item 18) ------------------------------------------
+
+
+async def test_drill_with_an_escalation_policy_passes_when_every_chat_target_got_it(
+    tmp_path: Path,
+) -> None:
+    slack = await FakeSlack().start()
+    pager = await FakePagerDuty().start()
+    try:
+        slack.add_channel("C0DRILL001", "ai-incidents")
+        config = write_config(
+            tmp_path,
+            {
+                "server": {"enabled": False},
+                "console": {"enabled": False},
+                "providers": [
+                    {"id": "acme", "name": "Acme AI", "probe": {"url": closed_port_url()}}
+                ],
+                "slack": {
+                    "api_url": slack.api_url,
+                    "bot_token": slack.bot_token,
+                    "channels": [{"id": "C0DRILL001"}],
+                },
+                "escalation": [
+                    {"kind": "pagerduty", "routing_key": pager.routing_key, "url": pager.url}
+                ],
+            },
+        )
+        result = await atocsin("drill", "--config", str(config), cwd=tmp_path)
+    finally:
+        await slack.close()
+        await pager.stop()
+    assert result.code == 0, result
+    assert re.search(r"slack:C0DRILL001\s*│\s*delivered", result.out), result
+    assert re.search(r"pagerduty\S*\s*│\s*skipped", result.out), result
+    [posted] = slack.channels["C0DRILL001"].messages
+    assert "tocsin drill" in json.dumps(posted.blocks) + str(posted.text)
+    assert pager.requests == 0  # a drill pages nobody
+
+
+# -- check: cannot tell, and --json (issue 11, item 20) ------------------------------------------
+
+
+async def test_check_an_unknown_component_is_cannot_tell_but_down_wins(
+    tmp_path: Path, status_server: FakeStatusServer
+) -> None:
+    status_server.set_html(SUMMARY)  # acme's page is unreadable: unknown
+    status_server.set_status("/zeta/v1/models", 503)
+    zeta = {
+        "id": "zeta",
+        "name": "Zeta AI",
+        "probe": {"url": status_server.url + "/zeta/v1/models"},
+    }
+    config = check_config(tmp_path, acme(status_server, probe=False), zeta)
+    unknown_only, with_an_outage = await asyncio.gather(
+        atocsin("check", "acme", "--config", str(config), cwd=tmp_path),
+        atocsin("check", "--config", str(config), cwd=tmp_path),
+    )
+    assert unknown_only.code == CANNOT_TELL, unknown_only
+    assert with_an_outage.code == 1, with_an_outage  # down wins over cannot tell
+    assert table_status(with_an_outage, "Zeta AI") == "major_outage"
+    assert table_status(with_an_outage) == "unknown"
+
+
+async def test_check_a_probe_with_a_rejected_key_is_cannot_tell(
+    tmp_path: Path, status_server: FakeStatusServer
+) -> None:
+    status_server.set_status(MODELS, 401, b'{"error": "invalid x-api-key"}')
+    config = check_config(tmp_path, acme(status_server, page=False))
+    result = await atocsin("check", "--config", str(config), cwd=tmp_path)
+    assert result.code == CANNOT_TELL, result  # the key is wrong: nobody knows if it is up
+
+
+async def test_check_json_has_every_component_status_source_detail_and_incident(
+    tmp_path: Path, status_server: FakeStatusServer
+) -> None:
+    payload = copy.deepcopy(fixture_json("statuspage_summary_anthropic_minor_monitoring.json"))
+    title = 'Usage "delayed" [/] [bold red]x[/] \\ <b>'
+    payload["incidents"][0]["name"] = title
+    status_server.set_json(SUMMARY, payload)
+    status_server.set_status("/zeta/v1/models", 503, b'{"error": "overloaded"}')
+    page = acme(status_server, probe=False)
+    page["status_page"]["components"] = ["0qbwn08sd68x", COMPONENT]
+    zeta = {
+        "id": "zeta",
+        "name": "Zeta AI",
+        "probe": {"url": status_server.url + "/zeta/v1/models"},
+    }
+    config = check_config(tmp_path, page, zeta)
+    result = await atocsin("check", "--json", "--config", str(config), cwd=tmp_path)
+    assert result.code == 1, result
+    document = json.loads(result.out)  # the whole of stdout is one JSON document
+    assert (document["verdict"], document["exit_code"], document["fail_on"]) == (
+        "down",
+        1,
+        "partial_outage",
+    )
+    by_id = {p["id"]: p for p in document["providers"]}
+    assert (by_id["acme"]["status"], by_id["acme"]["verdict"]) == ("degraded", "ok")
+    assert (by_id["zeta"]["status"], by_id["zeta"]["verdict"]) == ("major_outage", "down")
+    components = {c["id"]: c for c in by_id["acme"]["components"]}
+    assert set(components) == {"0qbwn08sd68x", COMPONENT}
+    console = components["0qbwn08sd68x"]
+    assert (console["status"], console["source"]) == ("degraded", "acme:statuspage")
+    assert console["name"] == "Claude Console (platform.claude.com)"
+    assert console["incident"]["title"] == title  # as the page wrote it, JSON-escaped
+    assert console["incident"]["status"] == "monitoring"
+    assert components[COMPONENT]["status"] == "operational"
+    [probe] = by_id["zeta"]["components"]
+    assert (probe["source"], probe["status"], probe["error"]) == (
+        "zeta:probe",
+        "major_outage",
+        "http",
+    )
+    assert "HTTP 503" in probe["detail"]
+    assert "┃" not in result.out  # no table, no Rich
+
+
+async def test_check_json_says_cannot_tell_and_which_component(
+    tmp_path: Path, status_server: FakeStatusServer
+) -> None:
+    status_server.set_html(SUMMARY)
+    config = check_config(tmp_path, acme(status_server, probe=False))
+    result = await atocsin("check", "--json", "--config", str(config), cwd=tmp_path)
+    assert result.code == CANNOT_TELL, result
+    document = json.loads(result.out)
+    assert (document["verdict"], document["exit_code"]) == ("cannot_tell", CANNOT_TELL)
+    [provider] = document["providers"]
+    assert (provider["status"], provider["verdict"]) == ("unknown", "cannot_tell")
+    assert provider["unknown"] == [COMPONENT]
+    [component] = provider["components"]
+    assert f"{status_server.url}{SUMMARY}" in component["detail"]

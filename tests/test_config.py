@@ -30,6 +30,14 @@ from config.schema import PagerDutyPolicy, TocsinConfig
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tocsin.yaml"
 CATALOG = load_catalog()
 MAIN_IDS = [entry["id"] for entry in CATALOG.main()]
+#: Ids and keys of the shape the platforms accept (config/targets.py checks it).
+CHANNEL_ID = "223456789012345678"
+ROUTING_KEY = "R0UTINGKEY000000000000000000TEST"
+
+
+def webhook_url(hook_id: str = "323456789012345678", token: str = "T" * 68) -> str:
+    """A Discord webhook URL as Discord hands them out (its ``token`` is the secret part)."""
+    return f"https://discord.com/api/webhooks/{hook_id}/{token}"
 
 
 def errors_of(document: dict[str, Any]) -> list[str]:
@@ -443,7 +451,7 @@ def test_escalation_errors_skip_the_union_tag_in_the_path() -> None:
         {
             "providers": [],
             "escalation": [
-                {"kind": "pagerduty", "routing_key": "x", "routing_keyy": "y"},
+                {"kind": "pagerduty", "routing_key": ROUTING_KEY, "routing_keyy": "y"},
                 {"kind": "webhook"},
                 {"kind": "pagerdutyy"},
                 {"kind": "opsgenie", "api_key": "x", "region": "asia"},
@@ -466,10 +474,8 @@ def test_cross_reference_errors_are_reported_at_once() -> None:
         ],
         "slack": {"channels": [{"id": "C1", "providers": ["anthropic", "acmee"]}]},
         "discord": {
-            "channels": [{"id": "1", "providers": ["openai"]}],
-            "webhooks": [
-                {"url": "https://discord.com/api/webhooks/1/x", "providers": ["acme", "zz"]}
-            ],
+            "channels": [{"id": CHANNEL_ID, "providers": ["openai"]}],
+            "webhooks": [{"url": webhook_url(), "providers": ["acme", "zz"]}],
         },
         "escalation": [
             {"kind": "pagerduty"},
@@ -682,7 +688,8 @@ def test_the_example_config_uses_only_placeholder_secrets() -> None:
     ]
     for secret in secrets:
         assert secret is not None
-        assert "REPLACE-ME" in secret.get_secret_value()
+        # a PagerDuty key is letters and digits only: its placeholder says REPLACEME
+        assert "REPLACE-ME" in secret.get_secret_value().replace("REPLACEME", "REPLACE-ME")
 
 
 # -- environment secrets ---------------------------------------------------------------------
@@ -770,21 +777,20 @@ def test_environment_fills_escalation_keys(
 ) -> None:
     doc = {"providers": [], "escalation": [{"kind": kind}, {"kind": kind, "after": "5m"}]}
     assert var in error_at(errors_of(doc), f"escalation[0].{field}")
-    monkeypatch.setenv(var, "env-key")
+    key = ROUTING_KEY if kind == "pagerduty" else "env-key"
+    monkeypatch.setenv(var, key)
     config = build_config(doc)
-    assert [getattr(p, field).get_secret_value() for p in config.escalation] == [
-        "env-key",
-        "env-key",
-    ]
+    assert [getattr(p, field).get_secret_value() for p in config.escalation] == [key, key]
 
 
 def test_a_policy_with_its_own_key_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Policies may page different services: the environment fills only the missing key."""
-    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "env-key")
+    team_b = "TEAMB" + "0" * 27
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
     config = build_config(
         {
             "providers": [],
-            "escalation": [{"kind": "pagerduty", "routing_key": "team-b"}, {"kind": "pagerduty"}],
+            "escalation": [{"kind": "pagerduty", "routing_key": team_b}, {"kind": "pagerduty"}],
         }
     )
     keys = [
@@ -792,7 +798,7 @@ def test_a_policy_with_its_own_key_keeps_it(monkeypatch: pytest.MonkeyPatch) -> 
         for p in config.escalation
         if isinstance(p, PagerDutyPolicy) and p.routing_key
     ]
-    assert keys == ["team-b", "env-key"]
+    assert keys == [team_b, ROUTING_KEY]
 
 
 def test_environment_secrets_do_not_create_escalation_policies(
@@ -854,8 +860,8 @@ def _config_with_every_secret(monkeypatch: pytest.MonkeyPatch) -> tuple[TocsinCo
         "app": "xapp-sekrit-app-0002",
         "signing": "sekrit-signing-0003",
         "discord": "sekrit-discord-0004",
-        "webhook": "https://discord.com/api/webhooks/1/sekrit-webhook-0005",
-        "pagerduty": "sekrit-pagerduty-0006",
+        "webhook": webhook_url(token="sekrit-webhook-0005-" + "w" * 48),
+        "pagerduty": "sekritpagerduty00060000000000000",
         "opsgenie": "sekrit-opsgenie-0007",
         "signed": "sekrit-signed-0008",
         "probe": "sekrit-probe-key-0009",
@@ -910,6 +916,8 @@ def test_the_redis_password_never_appears_in_repr_or_str(monkeypatch: pytest.Mon
 # -- environment-only settings (README "Environment-only configuration") -------------------------
 
 
+HOOK_A = webhook_url("123456789012345671", "a" * 68)
+HOOK_B = webhook_url("123456789012345672", "b" * 68)
 ENV_SETTINGS: list[tuple[str, str, Callable[[TocsinConfig], Any], Any]] = [
     ("TOCSIN_SERVER_HOST", "0.0.0.0", lambda c: c.server.host, "0.0.0.0"),
     ("TOCSIN_SERVER_PORT", "9100", lambda c: c.server.port, 9100),
@@ -928,16 +936,21 @@ ENV_SETTINGS: list[tuple[str, str, Callable[[TocsinConfig], Any], Any]] = [
     ("TOCSIN_SLACK_ADMIN_CHANNEL", "C0ADMIN", lambda c: c.slack.admin_channel, "C0ADMIN"),
     (
         "TOCSIN_DISCORD_CHANNELS",
-        "123,456",
+        "123456789012345678,456789012345678901",
         lambda c: [(ch.id, ch.providers) for ch in c.discord.channels],
-        [("123", "all"), ("456", "all")],
+        [("123456789012345678", "all"), ("456789012345678901", "all")],
     ),
-    ("TOCSIN_DISCORD_ADMIN_CHANNEL", "789", lambda c: c.discord.admin_channel, "789"),
+    (
+        "TOCSIN_DISCORD_ADMIN_CHANNEL",
+        "789012345678901234",
+        lambda c: c.discord.admin_channel,
+        "789012345678901234",
+    ),
     (
         "TOCSIN_DISCORD_WEBHOOKS",
-        "https://discord.com/api/webhooks/1/aa,https://discord.com/api/webhooks/2/bb",
+        f"{HOOK_A},{HOOK_B}",
         lambda c: [w.url.get_secret_value() for w in c.discord.webhooks],
-        ["https://discord.com/api/webhooks/1/aa", "https://discord.com/api/webhooks/2/bb"],
+        [HOOK_A, HOOK_B],
     ),
 ]
 
@@ -1026,7 +1039,7 @@ def test_a_section_the_file_got_wrong_is_the_files_error(monkeypatch: pytest.Mon
 
 
 def test_environment_webhooks_are_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOCSIN_DISCORD_WEBHOOKS", "https://discord.com/api/webhooks/9/sekrit-hook")
+    monkeypatch.setenv("TOCSIN_DISCORD_WEBHOOKS", webhook_url(token="sekrit-hook" + "h" * 57))
     config = load_config(None)
     assert config.discord is not None
     assert len(config.discord.webhooks) == 1
@@ -1060,3 +1073,406 @@ def test_every_variable_the_loader_reads_is_listed() -> None:
         if field.alias
     }
     assert aliases | {"TOCSIN_CONFIG", "TOCSIN_ROLE"} == set(ENV_VARIABLES)
+
+
+# -- YAML from a hostile file: aliases, depth, merge keys (issue 11, item 14) --------------------
+
+
+def test_merge_keys_load_and_a_written_key_overrides_the_merged_one(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tocsin.yaml",
+        "providers:\n"
+        "  - id: acme\n"
+        "    name: Acme\n"
+        "    probe: &probe {url: 'http://127.0.0.1:9/v1/models', timeout: 3s, interval: 15s}\n"
+        "  - id: beta\n"
+        "    name: Beta\n"
+        "    probe:\n"
+        "      <<: *probe\n"
+        "      timeout: 5s\n"
+        "  - id: gamma\n"
+        "    name: Gamma\n"
+        "    probe:\n"
+        "      <<: [*probe, {latency_budget: 2s}]\n",
+    )
+    config = load_config(path)
+    probes = {p.id: p.probe for p in config.providers}
+    assert all(probe is not None for probe in probes.values())
+    assert probes["beta"] is not None
+    assert (probes["beta"].timeout, probes["beta"].interval) == (5.0, 15.0)
+    assert probes["gamma"] is not None
+    assert (probes["gamma"].timeout, probes["gamma"].latency_budget) == (3.0, 2.0)
+
+
+def test_a_key_written_twice_next_to_a_merge_is_still_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tocsin.yaml",
+        "watch: &w {interval: 5s}\nserver:\n  port: 9000\n  <<: {host: 0.0.0.0}\n  port: 9001\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors == ["line 5, column 3: invalid YAML: the key 'port' is given twice"]
+
+
+def test_an_alias_bomb_is_refused_where_it_is(tmp_path: Path) -> None:
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 9)]
+    body = "".join(f"\n        {line}" for line in lines)
+    uses = ", ".join(["*headers"] * 50)  # aliases that stay small are fine
+    path = write(
+        tmp_path,
+        "tocsin.yaml",
+        "providers:\n  - id: acme\n    name: Acme\n    probe:\n"
+        "      url: 'http://127.0.0.1:9/'\n      headers: &headers {x-team: platform}\n"
+        f"      json_body: {{many: [{uses}]}}\n"
+        "  - id: beta\n    name: Beta\n    probe:\n"
+        f"      url: 'http://127.0.0.1:9/'\n      method: POST\n      json_body:{body}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = caught.value.errors  # only the bomb, where it is
+    assert line.startswith("line 18, column 13: this value expands to more than 50,000 values")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("watch: &w {timeout: *w}\n", "line 1, column 8: this value contains an alias to itself"),
+        ("a: &a [1, [2, *a]]\n", "line 1, column 4: this value contains an alias to itself"),
+        ("providers: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested deeper than 64 levels"),
+        ("x: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", "nested deeper than 64 levels"),
+    ],
+    ids=["self-alias", "cycle", "deep-flow", "deep-mappings"],
+)
+def test_recursive_or_deep_documents_are_config_errors(
+    tmp_path: Path, content: str, needle: str
+) -> None:
+    path = write(tmp_path, "tocsin.yaml", content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = caught.value.errors
+    assert needle in line, line
+
+
+def test_depth_through_aliases_is_bounded_too(tmp_path: Path) -> None:
+    """Each alias can add a level without any nesting written: a chain of 500 anchors."""
+    chain = ["l0: &l0 [x]"] + [f"l{n}: &l{n} [*l{n - 1}]" for n in range(1, 500)]
+    path = write(tmp_path, "tocsin.yaml", "\n".join(chain) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [line] = caught.value.errors
+    assert "this value nests deeper than 64 levels through its aliases" in line
+
+
+# -- targets the platforms would refuse (issue 11, item 7) -------------------------------------
+
+GOOD_TOKEN = "Ab_-" * 17  # 68 characters, the alphabet Discord uses
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://discord.com/api/webhooks/123456789012345678/{GOOD_TOKEN}",
+        f"https://discord.com/api/v10/webhooks/12345678901234567/{GOOD_TOKEN}",
+        f"https://discordapp.com/api/webhooks/12345678901234567890/{GOOD_TOKEN}/",
+        f"http://127.0.0.1:8999/api/v10/webhooks/123456789012345678/{GOOD_TOKEN}?thread_id=1",
+    ],
+)
+def test_webhook_urls_as_discord_hands_them_out_are_accepted(url: str) -> None:
+    config = build_config({"providers": [], "discord": {"webhooks": [{"url": url}]}})
+    assert config.discord is not None
+    assert config.discord.webhooks[0].url.get_secret_value() == url
+    # the runtime finds the id and token with the very pattern the config was checked with
+    from config.targets import WEBHOOK_PATH
+    from handlers.discord import notifier
+
+    assert notifier.WEBHOOK_PATH is WEBHOOK_PATH
+    match = WEBHOOK_PATH.search(url)
+    assert match is not None
+    assert match["token"] == GOOD_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        (f"https://discord.com/api/webhooks/1x/{GOOD_TOKEN}", "not a Discord id"),
+        (f"https://discord.com/api/webhooks/hooky/{GOOD_TOKEN}", "not a Discord id"),
+        (f"https://discord.com/api/webhooks/18446744073709551616/{GOOD_TOKEN}", "not a Discord id"),
+        ("https://discord.com/api/webhooks/123456789012345678/SEKRIT", "6 characters"),
+        (f"https://discord.com/api/webhooks/123456789012345678/{GOOD_TOKEN}$", "token"),
+        (f"https://discord.com/webhooks/123456789012345678/{GOOD_TOKEN}", "/api/webhooks/"),
+        (f"https://discord.com/channels/123456789012345678/{GOOD_TOKEN}", "/api/webhooks/"),
+        (f"https://discord.com/api/webhooks/123456789012345678/{GOOD_TOKEN}/x", "/api/webhooks/"),
+        (f"ftp://discord.com/api/webhooks/123456789012345678/{GOOD_TOKEN}", "http(s) URL"),
+        ("discord.com/api/webhooks/123456789012345678/SEKRIT", "http(s) URL"),
+    ],
+)
+def test_webhook_urls_discord_would_refuse_are_errors_that_hide_the_token(
+    url: str, needle: str
+) -> None:
+    line = error_at(
+        errors_of({"providers": [], "discord": {"webhooks": [{"url": url}]}}),
+        "discord.webhooks[0].url",
+    )
+    assert needle in line, line
+    assert GOOD_TOKEN not in line
+    assert "SEKRIT" not in line
+
+
+def test_a_bad_webhook_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = webhook_url()
+    monkeypatch.setenv(
+        "TOCSIN_DISCORD_WEBHOOKS", f"{good},https://discord.com/api/webhooks/9/SEKRIT"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    [line] = caught.value.errors
+    assert line.startswith("TOCSIN_DISCORD_WEBHOOKS (discord.webhooks[1].url): ")
+    assert "SEKRIT" not in line
+
+
+@pytest.mark.parametrize(
+    ("discord", "path"),
+    [
+        ({"channels": [{"id": "-1"}]}, "discord.channels[0].id"),
+        ({"channels": [{"id": "18446744073709551616"}]}, "discord.channels[0].id"),
+        ({"channels": [{"id": "#alerts"}]}, "discord.channels[0].id"),
+        ({"admin_channel": "12345678901234567890123"}, "discord.admin_channel"),
+        ({"guilds": ["223456789012345678", "guild"]}, "discord.guilds[1]"),
+        ({"application_id": "app"}, "discord.application_id"),
+    ],
+)
+def test_discord_ids_must_be_snowflakes(discord: dict[str, Any], path: str) -> None:
+    line = error_at(errors_of({"providers": [], "discord": discord}), path)
+    assert "Discord ids are numbers" in line, line
+
+
+def test_a_discord_id_written_as_a_bare_number_is_its_digits(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tocsin.yaml",
+        "providers: []\ndiscord:\n  guilds: [223456789012345678]\n"
+        "  channels: [{id: 123456789012345678}]\n  admin_channel: 323456789012345678\n",
+    )
+    discord = load_config(path).discord
+    assert discord is not None
+    assert discord.guilds == ["223456789012345678"]
+    assert discord.channels[0].id == "123456789012345678"
+    assert discord.admin_channel == "323456789012345678"
+
+
+SLACK_IDS = ["C0123ABCD", "G0123ABCD", "D0123ABCD", "C01234567890"]
+NOT_SLACK_IDS = ["#alerts", "alerts", "c0123abcd", "U0123ABCD", "C0123 ABCD"]
+
+
+def test_slack_channels_must_be_channel_ids_not_names() -> None:
+    channels = [{"id": channel} for channel in SLACK_IDS + NOT_SLACK_IDS]
+    errors = errors_of({"providers": [], "slack": {"channels": channels, "admin_channel": "#ops"}})
+    for index, channel in enumerate(SLACK_IDS + NOT_SLACK_IDS):
+        found = [line for line in errors if line.startswith(f"slack.channels[{index}].id: ")]
+        if channel in SLACK_IDS:
+            assert not found, found
+        else:
+            [line] = found
+            assert f"{channel!r} is not a Slack channel id" in line
+    assert "is not a Slack channel id" in error_at(errors, "slack.admin_channel")
+    assert len(errors) == len(NOT_SLACK_IDS) + 1, errors
+
+
+def test_a_slack_channel_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOCSIN_SLACK_CHANNELS", "C0123ABCD,#alerts")
+    monkeypatch.setenv("TOCSIN_SLACK_ADMIN_CHANNEL", "admins")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    errors = caught.value.errors
+    assert "'#alerts'" in error_at(errors, "TOCSIN_SLACK_CHANNELS (slack.channels[1].id)")
+    assert "'admins'" in error_at(errors, "TOCSIN_SLACK_ADMIN_CHANNEL")
+
+
+@pytest.mark.parametrize(
+    ("key", "needle"),
+    [
+        ("SEKRIT", "has 6 characters"),
+        ("SEKRIT" + "0" * 30, "has 36 characters"),
+        ("SEKRIT-" + "0" * 25, "has other characters"),
+    ],
+)
+def test_pagerduty_routing_keys_are_32_letters_and_digits(key: str, needle: str) -> None:
+    doc = {"providers": [], "escalation": [{"kind": "pagerduty", "routing_key": key}]}
+    line = error_at(errors_of(doc), "escalation[0].routing_key")
+    assert "32 letters and digits" in line
+    assert needle in line
+    assert "SEKRIT" not in line
+
+
+def test_a_bad_routing_key_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "SEKRIT-routing-key")
+    errors = errors_of({"providers": [], "escalation": [{"kind": "pagerduty"}]})
+    assert "32 letters and digits" in error_at(errors, "PAGERDUTY_ROUTING_KEY")
+    assert not any("SEKRIT" in line for line in errors)
+
+
+# -- secrets are stripped, never half-pasted (issue 11, item 3) --------------------------------
+
+#: Where each secret lives in a document, and a value of the shape its platform takes.
+SECRET_PLACES: list[tuple[str, dict[str, Any], Callable[[TocsinConfig], Any]]] = [
+    ("slack.bot_token", {"slack": {"bot_token": "xoxb-1-2-abc"}}, lambda c: c.slack.bot_token),
+    ("slack.app_token", {"slack": {"app_token": "xapp-1-A-abc"}}, lambda c: c.slack.app_token),
+    (
+        "slack.signing_secret",
+        {"slack": {"signing_secret": "8f742231b10e8888abcd99yyyzzz85a5"}},
+        lambda c: c.slack.signing_secret,
+    ),
+    ("discord.token", {"discord": {"token": "MTIz.abc.def"}}, lambda c: c.discord.token),
+    (
+        "discord.webhooks[0].url",
+        {"discord": {"webhooks": [{"url": webhook_url()}]}},
+        lambda c: c.discord.webhooks[0].url,
+    ),
+    (
+        "escalation[0].routing_key",
+        {"escalation": [{"kind": "pagerduty", "routing_key": ROUTING_KEY}]},
+        lambda c: c.escalation[0].routing_key,
+    ),
+    (
+        "escalation[0].api_key",
+        {"escalation": [{"kind": "opsgenie", "api_key": "eb243592-faa2-4ba2-a551-1afdf565c889"}]},
+        lambda c: c.escalation[0].api_key,
+    ),
+    (
+        "escalation[0].secret",
+        {"escalation": [{"kind": "webhook", "url": "http://127.0.0.1:9/", "secret": "s3cr3t"}]},
+        lambda c: c.escalation[0].secret,
+    ),
+    ("hooks.secret", {"hooks": {"secret": "0123456789abcdef0123"}}, lambda c: c.hooks.secret),
+    (
+        "providers[0].probe.auth.key",
+        {"providers": [custom(probe={"url": "http://127.0.0.1:9/", "auth": {"key": "sk-ant-1"}})]},
+        lambda c: c.providers[0].probe.auth.key,
+    ),
+]
+
+
+def _with_value(document: dict[str, Any], path: str, value: str) -> dict[str, Any]:
+    """``document`` with the secret at ``path`` replaced by ``value``."""
+    doc = json.loads(json.dumps(document))
+    target: Any = doc
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[parts[-1]] = value
+    return {"providers": [], **doc}
+
+
+def _secret_at(document: dict[str, Any], path: str) -> str:
+    target: Any = document
+    for part in path.replace("[", ".").replace("]", "").split("."):
+        target = target[int(part)] if part.isdigit() else target[part]
+    assert isinstance(target, str)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "get"), SECRET_PLACES, ids=[p[0] for p in SECRET_PLACES]
+)
+def test_every_secret_is_stripped_of_a_pasted_newline_or_space(
+    path: str, document: dict[str, Any], get: Callable[[TocsinConfig], Any]
+) -> None:
+    value = _secret_at(document, path)
+    config = build_config(_with_value(document, path, f" \t{value}\r\n"))
+    assert get(config).get_secret_value() == value
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "get"), SECRET_PLACES, ids=[p[0] for p in SECRET_PLACES]
+)
+@pytest.mark.parametrize(
+    "inside", [" ", "\n", "\x00", "\u200b"], ids=["space", "nl", "nul", "zwsp"]
+)
+def test_a_secret_with_whitespace_or_control_characters_inside_is_an_error(
+    path: str, document: dict[str, Any], get: Callable[[TocsinConfig], Any], inside: str
+) -> None:
+    value = _secret_at(document, path)
+    half = len(value) // 2
+    broken = value[:half] + inside + value[half:]
+    errors = errors_of(_with_value(document, path, broken))
+    line = error_at(errors, path)
+    assert "whitespace or control characters" in line, line
+    text = "\n".join(errors)
+    assert value[:half] not in text
+    assert value[half:] not in text  # neither half of the secret is shown
+
+
+@pytest.mark.parametrize(
+    ("var", "get"),
+    [
+        ("SLACK_BOT_TOKEN", lambda c: c.slack.bot_token),
+        ("DISCORD_TOKEN", lambda c: c.discord.token),
+        ("TOCSIN_HOOK_SECRET", lambda c: c.hooks.secret),
+        ("REDIS_URL", lambda c: c.store.url),
+    ],
+)
+def test_secrets_from_the_environment_are_stripped_and_checked_too(
+    monkeypatch: pytest.MonkeyPatch, var: str, get: Callable[[TocsinConfig], Any]
+) -> None:
+    value = "redis://127.0.0.1:6390/0" if var == "REDIS_URL" else "SEKRIT-0123456789abcdef"
+    monkeypatch.setenv(var, f"{value}\n")
+    assert get(load_config(None)).get_secret_value() == value
+    monkeypatch.setenv(var, f"{value[:8]}\n{value[8:]}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    [line] = caught.value.errors
+    assert line.startswith(f"{var}: contains "), line
+    assert "control characters" in line
+    assert "SEKRIT" not in line
+
+
+def test_environment_policy_keys_are_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", f"  {ROUTING_KEY}\n")
+    monkeypatch.setenv("OPSGENIE_API_KEY", "\teb243592-faa2-4ba2-a551-1afdf565c889 ")
+    config = build_config(
+        {"providers": [], "escalation": [{"kind": "pagerduty"}, {"kind": "opsgenie"}]}
+    )
+    keys = [
+        getattr(p, "routing_key", None) or getattr(p, "api_key", None) for p in config.escalation
+    ]
+    assert [k.get_secret_value() for k in keys if k] == [
+        ROUTING_KEY,
+        "eb243592-faa2-4ba2-a551-1afdf565c889",
+    ]
+
+
+def test_redis_urls_are_stripped_but_keep_inner_spaces() -> None:
+    """A unix socket path may hold a space; a pasted newline at the end is dropped."""
+    url = "unix:///var/run/my redis/redis.sock"
+    config = build_config({"providers": [], "store": {"url": f" {url}\n"}})
+    assert config.store.url is not None
+    assert config.store.url.get_secret_value() == url
+    line = error_at(
+        errors_of({"providers": [], "store": {"url": "redis://:pw\n@127.0.0.1:6390/0"}}),
+        "store.url",
+    )
+    assert "control characters" in line
+    assert "pw" not in line
+
+
+def test_the_sentinel_password_keeps_inner_spaces_but_not_a_pasted_newline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis+sentinel://s1:26379/mymaster/0")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", " correct horse battery\n")
+    store = load_config(None).store
+    assert store.sentinel_password is not None
+    assert store.sentinel_password.get_secret_value() == "correct horse battery"
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "correct\x1bhorse")
+    line = error_at(errors_of({"providers": []}), "REDIS_SENTINEL_PASSWORD")
+    assert "control characters" in line
+    assert "horse" not in line

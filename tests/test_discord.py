@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -434,3 +435,194 @@ async def test_a_huge_notice_stays_within_discord_limits(
     outcomes = await delivering(_event(incident=incident, detail="d" * 10_000))
     assert outcomes[f"discord:{world.alerts}"] == "delivered"
     assert world.fake.violations == []
+
+
+# --------------------------------------------------------------------------- hostile text
+
+#: A status page's incident title and component name as an attacker would write them.
+HOSTILE_TITLE = (
+    "@everyone Elevated errors <@&1300000000000000099> <@1300000000000000003> "
+    "[click](https://evil.example) `x` **y**"
+)
+HOSTILE_COMPONENT = "@here Claude API <@!1300000000000000003> <t:0:R> [a](https://evil.example)"
+#: What Discord would make a mention, a masked link, a bare link or an <...> token of.
+LIVE = re.compile(r"@(everyone|here)\b|(?<!\\)[\[<]|https?://evil")
+
+
+def _embed_texts(embed: dict[str, Any]) -> list[str]:
+    texts = [str(embed.get(key) or "") for key in ("title", "description")]
+    texts += [f"{f['name']}\n{f['value']}" for f in embed.get("fields") or []]
+    return [t for t in texts if t]
+
+
+def _assert_harmless(message: Message, *, mention: str | None = None) -> None:
+    """Nothing in the message pings or links but what tocsin meant to."""
+    for version, (_content, embeds) in enumerate(message.history):
+        for embed in embeds:
+            for text in _embed_texts(embed):
+                assert LIVE.search(text) is None, (version, text)
+            url = embed.get("url")
+            assert url is None or str(url).startswith(("https://", "http://")), url
+            assert "evil" not in str(url)
+    assert message.content == (mention or "")
+    assert message.mentions == []
+    assert message.mention_roles == []
+    assert message.mention_everyone is (mention is not None)
+    parse = ["everyone"] if mention else []
+    assert message.allowed_mentions == {"parse": parse}, message.allowed_mentions
+    for edit in message.edits:
+        assert edit.body.get("allowed_mentions") == {"parse": []}, edit.body
+
+
+def _hostile(page: dict[str, Any]) -> dict[str, Any]:
+    page["incidents"][0]["name"] = HOSTILE_TITLE
+    for component in page["components"]:
+        if component["id"] == API:
+            component["name"] = HOSTILE_COMPONENT
+    return page
+
+
+async def test_hostile_status_page_text_neither_pings_nor_links_in_discord(
+    world: World, status_server: FakeStatusServer
+) -> None:
+    """Mentions, masked links and markdown in a page's incident title and component name,
+    through the whole pipeline to the bot's channels (root, thread reply, root edit) and the
+    webhook: all shown as text; only the configured @here pings, and only where configured."""
+    fake = world.fake
+    status_server.set_json(SUMMARY, _hostile(_outage("investigating", 1)))
+    status_server.set_json(MODELS, {"data": []})
+    status_server.set_json("/zeta/models", {"data": []})
+    running = Running(_config(world, status_server, {}))
+    try:
+        await _until(
+            lambda: (
+                len(fake.messages(world.alerts)) == 1
+                and len(fake.messages(world.majors)) == 1
+                and len(fake.webhook_messages(world.webhook_id)) == 1
+            )
+        )
+        root = fake.messages(world.alerts)[0]
+        status_server.set_json(SUMMARY, _hostile(_outage("identified", 3)))
+        await _until(
+            lambda: (
+                len(_in_thread(fake, root.id)) == 1
+                and bool(fake.message(world.alerts, root.id).edits)
+                and len(fake.webhook_messages(world.webhook_id)) == 2
+                and bool(fake.webhook_messages(world.webhook_id)[0].edits)
+            )
+        )
+    finally:
+        await running.halt()
+    assert "Elevated errors" in str(root.embeds)  # the hostile title is there, as text
+    _assert_harmless(fake.message(world.alerts, root.id))
+    _assert_harmless(_in_thread(fake, root.id)[0])
+    _assert_harmless(fake.messages(world.majors)[0], mention="@here")
+    for message in fake.webhook_messages(world.webhook_id):
+        _assert_harmless(message)
+    assert fake.violations == []
+
+
+async def test_a_stored_javascript_url_is_dropped_not_the_discord_notice(
+    world: World, delivering: Delivering
+) -> None:
+    """An incident URL read back from the store as a page wrote it: Discord refuses such an
+    embed url (50035); the notice goes without it, to every bot channel and the webhook."""
+    from bot.models import EventIncident
+
+    incident = EventIncident(
+        id="i", title="Elevated errors", status="investigating", url="javascript:alert(1)"
+    )
+    outcomes = await delivering(_event(incident=incident))
+    assert outcomes[f"discord:{world.alerts}"] == "delivered"
+    assert outcomes[f"discord:{world.majors}"] == "delivered"
+    assert outcomes[f"discord-webhook:{world.webhook_id}"] == "delivered"
+    assert await delivering.store.dead_letters() == []
+    for message in (
+        fake_message
+        for channel in (world.alerts, world.majors)
+        for fake_message in world.fake.messages(channel)
+    ):
+        assert "url" not in message.embeds[0]
+        assert "javascript" not in str(message.embeds)
+    assert world.fake.violations == []
+
+
+async def test_a_notice_discord_refuses_for_its_content_lands_degraded(
+    world: World, delivering: Delivering
+) -> None:
+    """Discord answers 50035 Invalid Form Body once: the notice goes again without its link,
+    fields and fallbacks, with one log line saying so; nothing is dead-lettered."""
+    from bot.models import EventIncident
+
+    log = io.StringIO()
+    configure("info", stream=log)
+    world.fake.error(f"POST /channels/{world.alerts}/messages", 50035, times=1)
+    incident = EventIncident(
+        id="i", title="Elevated errors", status="investigating", url="https://status.example/1"
+    )
+    outcomes = await delivering(_event(incident=incident))
+    assert outcomes[f"discord:{world.alerts}"] == "delivered"
+    assert await delivering.store.dead_letters() == []
+    [message] = world.fake.messages(world.alerts)
+    [embed] = message.embeds
+    assert "Acme AI: major outage" in embed["title"]
+    assert "url" not in embed
+    assert not embed.get("fields")
+    [other] = world.fake.messages(world.majors)  # not refused: delivered whole
+    assert other.embeds[0]["url"] == "https://status.example/1"
+    lines = [line for line in log.getvalue().splitlines() if "refused for its content" in line]
+    assert len(lines) == 1
+    assert "url, fields, fallbacks" in lines[0]
+    assert "50035" in lines[0]
+
+
+async def test_a_notice_refused_again_when_degraded_is_dead_lettered_once(
+    world: World, delivering: Delivering
+) -> None:
+    world.fake.error(f"POST /channels/{world.majors}/messages", 50035, times=2)
+    outcomes = await delivering(_event())
+    assert outcomes[f"discord:{world.majors}"] == "dead"
+    assert outcomes[f"discord:{world.alerts}"] == "delivered"
+    [dead] = await delivering.store.dead_letters()
+    assert "50035" in dead["error"]
+    tries = world.fake.calls_to(f"POST /channels/{world.majors}/messages")
+    assert len(tries) == 2
+
+
+async def test_an_unknown_provider_answer_quotes_hostile_text_harmlessly(
+    world: World, status_server: FakeStatusServer
+) -> None:
+    fake = world.fake
+    running = Running(_config(world, status_server, {}), role="bot")
+    typed = [
+        "x` <!channel> @everyone [a](https://evil.example) `",
+        "`@everyone`<@&1300000000000000099>[a](https://e.x)`",
+    ]
+    try:
+        await fake.wait_until_ready(timeout=10)
+        await _until(
+            lambda: {c["name"] for c in fake.commands(world.guild.id)} == {"status", "fallback"}
+        )
+        answers = [
+            await fake.interaction(
+                command,
+                [{"name": "provider", "type": 3, "value": value}],
+                guild_id=world.guild.id,
+                channel_id=world.alerts,
+            )
+            for command in ("status", "fallback")
+            for value in typed
+        ]
+    finally:
+        await running.halt()
+    for answer in answers:
+        data = answer["data"]
+        assert data["allowed_mentions"] == {"parse": []}
+        [embed] = data["embeds"]
+        description = str(embed["description"])
+        quoted = re.search(r"called `([^`]*)`\.", description)
+        assert quoted is not None, description
+        assert len(quoted[1]) <= 40
+        outside = description.replace(quoted[0], "")
+        assert LIVE.search(outside) is None, outside  # nothing typed got out of the span
+    assert fake.violations == []

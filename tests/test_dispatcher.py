@@ -12,8 +12,16 @@ from datetime import timedelta
 import pytest
 
 from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
-from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
-from bot.notify import Intent, RetryableError, Route, Target
+from bot.models import ComponentState, Event, EventIncident, StateUpdate, Status, utcnow
+from bot.notify import (
+    ContentRejected,
+    Delivery,
+    Intent,
+    Receipt,
+    RetryableError,
+    Route,
+    Target,
+)
 from bot.store import NOTIFIERS_GROUP, MemoryStore, RedisStore, Store
 from config.loader import build_config
 from config.schema import TocsinConfig
@@ -385,3 +393,86 @@ async def test_fanning_one_event_out_reads_the_state_once(
     await store.close()
     assert len(platform.posts) == 200
     assert after - before == 1
+
+
+class Refusing(RecordingNotifier):
+    """A platform that refuses the first ``refusals`` deliveries for their content."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.seen: list[Delivery] = []
+
+    async def deliver(self, target: Target, delivery: Delivery) -> Receipt:
+        self.seen.append(delivery)
+        if self.refusals:
+            self.refusals -= 1
+            raise ContentRejected("platform: HTTP 400 (code 50035): Invalid Form Body")
+        return await super().deliver(target, delivery)
+
+
+def _with_incident(
+    to: Status, *, frm: Status = Status.OPERATIONAL, confirmed: bool = False
+) -> Event:
+    incident = EventIncident(
+        id="i1", title="Elevated errors", status="investigating", url="https://s.example/i1"
+    )
+    return _event(to, frm=frm, incident=incident, confirmed=confirmed)
+
+
+async def test_a_notice_refused_for_its_content_goes_again_without_its_optional_parts(
+    store: Store,
+) -> None:
+    platform = Refusing(refusals=1)
+    async with Harness(store, [platform.target("chat:C1")]) as h:
+        event = _with_incident(Status.MAJOR_OUTAGE)
+        await _publish(store, event)
+        await h.wait_for(h.done(event, 1))
+    assert h.outcomes == [(event.id, "chat:C1", "delivered")]
+    first, again = platform.seen
+    assert first.notice.url == "https://s.example/i1"
+    assert first.notice.fields
+    assert first.notice.fallbacks
+    assert (again.notice.url, again.notice.fields, again.notice.fallbacks) == (None, (), ())
+    assert again.notice.title == first.notice.title
+    assert again.notice.text == first.notice.text
+    assert await store.dead_letters() == []
+
+
+async def test_an_update_refused_for_its_content_degrades_its_root_edit_too(
+    store: Store,
+) -> None:
+    platform = Refusing(refusals=0)
+    async with Harness(store, [platform.target("chat:C1")]) as h:
+        opening = _with_incident(Status.MAJOR_OUTAGE)
+        await _publish(store, opening)
+        await h.wait_for(h.done(opening, 1))
+        platform.refusals = 1
+        update = _with_incident(Status.MAJOR_OUTAGE, frm=Status.MAJOR_OUTAGE, confirmed=True)
+        await _publish(store, update)
+        await h.wait_for(h.done(update, 1))
+    refused, again = platform.seen[1:]
+    assert refused.root is not None
+    assert refused.root.url == "https://s.example/i1"
+    assert again.root is not None
+    assert (again.root.url, again.root.fields) == (None, ())
+    assert [o for _, _, o in h.outcomes] == ["delivered", "delivered"]
+
+
+async def test_a_notice_refused_again_or_with_nothing_to_drop_is_dead_lettered(
+    store: Store,
+) -> None:
+    platform = Refusing(refusals=3)
+    async with Harness(store, [platform.target("chat:C1")]) as h:
+        event = _with_incident(Status.MAJOR_OUTAGE)
+        await _publish(store, event)
+        await h.wait_for(h.done(event, 1))
+        drill = Event(type="drill", provider="tocsin")  # title and text only: nothing to drop
+        await _publish(store, drill)
+        await h.wait_for(h.done(drill, 1))
+    assert [o for _, _, o in h.outcomes] == ["dead", "dead"]
+    assert len(platform.seen) == 3  # the outage twice (whole, then degraded), the drill once
+    assert platform.posts == []
+    dead = await store.dead_letters()
+    assert sorted(d["event"] for d in dead) == sorted([event.id, drill.id])
+    assert all("50035" in d["error"] for d in dead)

@@ -7,17 +7,20 @@ both stores: it resumes after a restart, never pages twice, and routes only to i
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from bot.dispatcher import route
 from bot.escalation import (
@@ -28,8 +31,10 @@ from bot.escalation import (
     due,
     escalation_event,
     observe,
+    pending_escalations,
     quiet,
 )
+from bot.metrics import REGISTRY
 from bot.models import Event, Status, utcnow
 from bot.notices import compose
 from bot.notify import Intent, Route, Target
@@ -37,6 +42,7 @@ from bot.store import MemoryStore, RedisStore, Store
 from config.loader import ConfigError, build_config
 from config.schema import EscalationPolicy, TocsinConfig
 from handlers.escalation.webhook import sign
+from tests.chaos import until
 from tests.fakes.recording import RecordingNotifier
 from tests.redis_server import RedisServer
 from tests.test_cli import TOCSIN, cli_env
@@ -485,7 +491,35 @@ def test_the_readme_verification_snippet_accepts_our_signature_and_nothing_else(
     assert not verify("s3cret", {}, body)
 
 
-@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"webhook|anthropic": {"x": 1}}'])
+def _stored_pending(**fields: Any) -> str:
+    """The escalations value with one pending escalation, some of its fields replaced."""
+    pending = Pending(
+        policy="webhook",
+        provider="anthropic",
+        episode=EPISODE,
+        since=T0,
+        status=Status.MAJOR_OUTAGE,
+        snapshot=_event(Status.MAJOR_OUTAGE, T0),
+    ).model_dump(mode="json", by_alias=True)
+    return json.dumps({"webhook|anthropic": {**pending, **fields}})
+
+
+#: Values under the escalations key that are not pending escalations tocsin wrote.
+HOSTILE_ESCALATIONS = {
+    "not JSON": "{not json",
+    "a JSON list": "[1, 2]",
+    "a field missing": '{"webhook|anthropic": {"x": 1}}',
+    "nested 100,000 deep": "[" * 100_000 + "]" * 100_000,
+    "an escalation nested 100,000 deep": '{"a": ' + '{"b": ' * 100_000 + "1" + "}" * 100_001,
+    "5 MB": json.dumps({"webhook|anthropic": {"policy": "webhook", "x": "y" * 5_000_000}}),
+    "the year 9999": _stored_pending(since="9999-12-31T23:59:59+00:00"),
+    "the year 1": _stored_pending(paged_at="0001-01-01T00:00:00+14:00"),
+    "no time zone": _stored_pending(since="2026-11-25T12:00:00"),
+    "a wrong type": _stored_pending(status=["major_outage"]),
+}
+
+
+@pytest.mark.parametrize("garbage", HOSTILE_ESCALATIONS.values(), ids=HOSTILE_ESCALATIONS.keys())
 async def test_unreadable_pending_escalations_are_dropped_not_fatal(
     store: Store, garbage: str
 ) -> None:
@@ -496,6 +530,144 @@ async def test_unreadable_pending_escalations_are_dropped_not_fatal(
     await store.append(_event(Status.MAJOR_OUTAGE, T0))
     await escalator.step()
     assert len(escalator.pending) == 1  # and it works on
+    await escalator.tick()
+    assert await pending_escalations(store) != []
+
+
+async def test_an_event_of_an_unknown_schema_version_starts_no_escalation(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """A newer tocsin's event is not guessed at: it pages nobody (the dispatcher
+    dead-letters it), and the escalator reads on past it."""
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    escalator = Escalator(_config(), store, EscalatorSettings(instance="a"), clock=Clock(T0))
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await escalator.start()
+        future = json.loads(_event(Status.MAJOR_OUTAGE, T0).to_json())
+        await raw.xadd(f"{key_prefix}events", {"event": json.dumps({**future, "v": 2})})
+        assert await escalator.step() == 1
+        assert escalator.pending == {}
+        await store.append(_event(Status.MAJOR_OUTAGE, T0))
+        assert await escalator.step() == 1
+        assert len(escalator.pending) == 1
+    finally:
+        await raw.aclose()
+        await store.close()
+
+
+async def _run_escalator(
+    escalator: Escalator, pages: int, store: Store, clock: Clock
+) -> list[dict[str, Any]]:
+    """Run the service until ``pages`` escalation events are in the stream (moving the clock
+    past ``after``); the log lines it wrote meanwhile."""
+    stop = asyncio.Event()
+    await store.ensure_group(GROUP)  # the outage is appended after the group exists
+    with capture_logs() as logs:
+        task = asyncio.create_task(escalator.run(stop))
+        try:
+            await store.append(_event(Status.MAJOR_OUTAGE, T0))
+            await until(lambda: bool(escalator.pending))
+            clock.now = T0 + timedelta(minutes=6)
+
+            async def paged() -> bool:
+                return len(await _escalations(store)) >= pages
+
+            await until(paged)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    return logs
+
+
+#: Hostile values no other test stored (``tag``: the test's own), so "said once" is this
+#: test's line, not one an earlier test's identical value already had.
+FRESH_HOSTILE_ESCALATIONS: dict[str, Callable[[str], str]] = {
+    "nested 100,000 deep": lambda tag: f'["{tag}", ' + "[" * 99_999 + "]" * 100_000,
+    "the year 9999": lambda tag: _stored_pending(since="9999-12-31T23:59:59+00:00", episode=tag),
+}
+
+
+@pytest.mark.parametrize("kind", FRESH_HOSTILE_ESCALATIONS)
+async def test_a_hostile_escalations_value_is_said_once_and_a_new_outage_still_pages(
+    store: Store, key_prefix: str, kind: str
+) -> None:
+    """It used to crash the escalator once a second (RecursionError, OverflowError), paging
+    nobody; and ``/healthz`` said "not leading" while the metric said 1."""
+    await store.set_value("escalations", FRESH_HOSTILE_ESCALATIONS[kind](key_prefix))
+    clock = Clock(T0)
+    settings = EscalatorSettings(instance="a", tick=0.05, store_retry=0.05)
+    escalator = Escalator(_config(), store, settings, clock=clock)
+    logs = await _run_escalator(escalator, 1, store, clock)
+    [page] = await _escalations(store)
+    assert page.escalation is not None
+    assert page.escalation.action == "trigger"
+    dropped = [e for e in logs if e["event"] == "an unreadable value in the store is ignored"]
+    assert len(dropped) == 1, logs
+    assert not [e for e in logs if e["event"] == "the escalator failed; starting over"], logs
+
+
+async def test_health_and_the_leader_metric_agree_when_the_escalator_fails(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """A Redis user without the right to read the stream (a managed Redis's ACL): every
+    takeover fails. Whatever the escalator says of itself, the metric says too (it used to
+    stay 1)."""
+    raw = aioredis.Redis.from_url(redis_server.url)
+    user = f"limited-{key_prefix.rstrip(':')}"
+    await raw.execute_command(
+        "ACL", "SETUSER", user, "on", ">pw-limited", "~*", "&*", "+@all", "-xreadgroup"
+    )
+    url = redis_server.url.replace("redis://", f"redis://{user}:pw-limited@")
+    store = RedisStore(url, prefix=key_prefix)
+    settings = EscalatorSettings(instance="a", store_retry=30.0)
+    escalator = Escalator(_config(), store, settings, clock=Clock(T0))
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(escalator.run(stop))
+        try:
+            await until(lambda: any(e["event"].startswith("the escalator failed") for e in logs))
+            assert escalator.leader is False
+            assert REGISTRY.get_sample_value("tocsin_escalator_leader") == 0
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await store.close()
+            await raw.execute_command("ACL", "DELUSER", user)
+            await raw.aclose()
+
+
+async def test_two_escalators_with_the_same_instance_name_never_both_lead(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """Two processes on one host, both named after it: the lease holder is the name plus a
+    boot token, so one decides; the other takes over once it stops (released at once)."""
+    stores = [RedisStore(redis_server.url, prefix=key_prefix) for _ in range(2)]
+    settings = EscalatorSettings(instance="web-1", lease=1.0, tick=0.05)
+    escalators = [Escalator(_config(), s, settings, clock=Clock(T0)) for s in stores]
+    assert escalators[0].lease.holder != escalators[1].lease.holder
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(e.run(stop)) for e, stop in zip(escalators, stops, strict=True)]
+    try:
+        await until(lambda: any(e.leader for e in escalators))
+        first = next(i for i, e in enumerate(escalators) if e.leader)
+        other = 1 - first
+        # both keep trying every lease / 3 (a third of a second): several rounds, one leader
+        holder = escalators[first].lease.holder
+        for _ in range(6):
+            assert await stores[other].lease_holder("escalator") == holder
+            assert not escalators[other].leader
+            await escalators[other].lease.acquire()  # what its loop does; never ours
+        stops[first].set()
+        await asyncio.wait_for(tasks[first], 10)
+        await until(lambda: escalators[other].leader, timeout=5)
+        assert not escalators[first].leader
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
+        for made in stores:
+            await made.close()
 
 
 async def test_tocsin_status_shows_waiting_and_sent_pages(
@@ -536,3 +708,49 @@ async def test_tocsin_status_shows_waiting_and_sent_pages(
     assert "Ops bridge" in output
     assert re.search(rf"sent \d+s ago \(tocsin:{EPISODE}\)", output), output
     assert "waiting: due in 59m" in output or "waiting: due in 1h" in output
+
+
+#: What ``tocsin status`` used to crash on (RecursionError, OverflowError, UnicodeDecodeError).
+STATUS_HOSTILE: dict[str, bytes] = {
+    "nested 100,000 deep": HOSTILE_ESCALATIONS["nested 100,000 deep"].encode(),
+    "5 MB": HOSTILE_ESCALATIONS["5 MB"].encode(),
+    "the year 9999": HOSTILE_ESCALATIONS["the year 9999"].encode(),
+    "not UTF-8": b"\xff\xfe" + HOSTILE_ESCALATIONS["the year 9999"].encode(),
+}
+
+
+@pytest.mark.parametrize("garbage", STATUS_HOSTILE.values(), ids=STATUS_HOSTILE.keys())
+async def test_tocsin_status_prints_its_table_despite_hostile_values_in_redis(
+    redis_server: RedisServer, key_prefix: str, tmp_path: Path, garbage: bytes
+) -> None:
+    document = {
+        "store": {"url": redis_server.url, "prefix": key_prefix},
+        "providers": [{"id": "anthropic"}, {"id": "openai"}],
+        "escalation": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook", "after": "5m"}],
+    }
+    path = tmp_path / "tocsin.yaml"
+    path.write_text(yaml.safe_dump(document))
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await raw.set(f"{key_prefix}kv:escalations", garbage)
+        await raw.hset(f"{key_prefix}state", "openai/api", garbage)  # and a hostile state
+    finally:
+        await raw.aclose()
+    proc = await asyncio.create_subprocess_exec(
+        str(TOCSIN),
+        "status",
+        "--config",
+        str(path),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out_bytes, err_bytes = await proc.communicate()
+    out, err = out_bytes.decode(), err_bytes.decode()
+    assert proc.returncode == 0, out + err
+    assert "tocsin status" in out
+    assert "Anthropic" in out
+    assert "OpenAI" in out
+    assert "Traceback" not in out + err
+    assert "unreadable value" not in out  # the store's word on it is a log line: stderr
+    assert "unreadable value" in err

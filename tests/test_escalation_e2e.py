@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from bot.escalation import Action, Pending, escalation_event
 from bot.models import Event, EventIncident, Status, utcnow
@@ -26,7 +28,7 @@ from tests.chaos import until
 from tests.fakes.pager import FAKE_ROUTING_KEY, FakeOpsgenie, FakePagerDuty, WebhookReceiver
 from tests.fakes.slack import FakeSlack
 from tests.fakes.status_server import FakeStatusServer, fixture_json
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 from tests.running import Running
 
 API = "k8w3r06qmzrp"
@@ -370,3 +372,59 @@ async def test_every_region_and_a_huge_incident_stay_within_the_apis_limits(
     alert = next(iter(opsgenie.alerts.values()))
     assert len(alert.message) == 130
     assert pagerduty.violations == opsgenie.violations == []
+
+
+async def _leader_reports(port: int) -> tuple[bool, float]:
+    """What ``/healthz`` and ``/metrics`` say of the escalator lease."""
+    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as client:
+        health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    [gauge] = [
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("tocsin_escalator_leader ")
+    ]
+    return bool(health["escalator"]["leader"]), gauge
+
+
+async def test_a_hostile_escalations_value_still_pages_a_new_outage_and_health_agrees(
+    status_server: FakeStatusServer,
+    redis_server: RedisServer,
+    key_prefix: str,
+    pagerduty: FakePagerDuty,
+) -> None:
+    """A value nested 100,000 deep under the escalations key used to crash the escalator
+    once a second (RecursionError): a new outage paged nobody, and ``/healthz`` said "not
+    leading" while ``tocsin_escalator_leader`` said 1. Now the value is dropped with one
+    line and the page goes out."""
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await raw.set(f"{key_prefix}kv:escalations", b"[" * 100_000 + b"]" * 100_000)
+    finally:
+        await raw.aclose()
+    status_server.set_fixture(SUMMARY, "statuspage_summary_anthropic_operational.json")
+    policy = {"kind": "pagerduty", "routing_key": pagerduty.routing_key, "url": pagerduty.url}
+    config = _config(status_server, redis_server, key_prefix, [{**policy, "after": "5m"}])
+    port = free_port()
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"enabled": True, "port": port})}
+    )
+    clock = ShiftedClock()
+    running = _running(config, clock)
+    escalator = running.runtime.escalator
+    assert escalator is not None
+    try:
+        await until(lambda: escalator.leader)
+        status_server.set_json(SUMMARY, _outage())
+        await until(lambda: bool(escalator.pending))
+        assert await _leader_reports(port) == (True, 1.0)
+        clock.offset = timedelta(minutes=5, seconds=1)
+        await until(lambda: len(pagerduty.events) == 1)
+        assert pagerduty.events[0]["event_action"] == "trigger"
+        assert await _leader_reports(port) == (True, 1.0)
+        saved = await running.runtime.store.get_value("escalations")  # the page's, not the bad one
+        assert saved is not None
+        assert json.loads(saved)
+    finally:
+        await running.halt()
+    assert pagerduty.violations == []

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import logs
+from bot import hooks, logs
 from bot.app import Runtime, assemble, config_secrets, run
 from bot.hooks import MAX_BODY, SECRET_HEADER
 from bot.models import Status
@@ -249,6 +249,14 @@ MALFORMED = [
         "both `incident` and `component_update`",
     ),
     (b'{"page": {"id": 7}, "incident": {"id": "i"}}', "application/json", 400, "`page.id` must"),
+    # Nested 100,000 deep: refused before the recursive parser could raise RecursionError.
+    (b"[" * 100_000, "application/json", 400, "nested 100000 deep (at most 64)"),
+    (
+        b'{"page": {"id": "p"}, "incident": {"id": "i", "name": ' + b'{"a": ' * 50_000 + b"1",
+        "application/json",
+        400,
+        "nested 50002 deep",
+    ),
     (b"{" + b" " * MAX_BODY + b"}", "application/json", 413, "the limit is"),
 ]
 
@@ -295,6 +303,29 @@ async def test_an_oversized_body_without_a_length_is_cut_off(served: Served) -> 
     assert answer.status_code == 413
     assert "over the limit" in answer.json()["error"]
     assert health.status_code == 200
+
+
+async def test_a_body_that_trickles_in_is_408_and_frees_the_connection(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headers sent, then the body a byte at a time (or not at all): the push is refused once
+    its time is up, instead of holding the connection for as long as the sender likes."""
+    monkeypatch.setattr(hooks, "BODY_TIMEOUT", 0.5)
+    port = int(served.base.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"POST /hooks/statuspage/acme?secret={SECRET} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), 10)  # a guard, not a timing
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"longer than 0.5s" in answer
+    assert _reads(served.status) == 1
 
 
 async def test_an_unknown_provider_is_404_and_one_without_a_page_409(served: Served) -> None:

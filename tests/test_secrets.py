@@ -4,13 +4,19 @@ logs, nor the output of a running ``tocsin`` whose sources fail in every way."""
 from __future__ import annotations
 
 import asyncio
+import html
 import io
+import json
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
 
+import httpx
+import pytest
 import yaml
 
 from bot import logs
@@ -21,7 +27,7 @@ from tests.fakes.status_server import FakeStatusServer
 SLACK = "xoxb-1111-2222-SECRETSLACKTOKEN"
 DISCORD = "MTIz.SECRET-DISCORD-TOKEN.abcdef"
 PROBE_KEY = "sk-acme-SECRET-PROBE-KEY-123456"
-ROUTING = "R0UTINGKEY-SECRET-98765"
+ROUTING = "R0UTINGKEYSECRET9876500000000000"  # 32 letters and digits, as PagerDuty takes
 
 
 def test_log_lines_are_scrubbed_everywhere() -> None:
@@ -138,3 +144,73 @@ async def test_a_running_tocsin_never_prints_a_secret(
     assert "delivery failed; retrying" in text
     for secret in (SLACK, DISCORD, ROUTING, PROBE_KEY):
         assert secret not in text
+
+
+ESCAPED_KEY = "sk-ant-api03-Ab+/=&<\"q'\\z SECRET"
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        lambda k: k,
+        repr,
+        json.dumps,
+        lambda k: json.dumps(json.dumps(k)),
+        lambda k: repr(json.dumps(k)),
+        lambda k: quote(k, safe=""),
+        quote_plus,
+        lambda k: quote(k, safe="").replace("%2F", "%2f"),
+        html.escape,
+        lambda k: repr(k.encode()),
+        lambda k: "".join(f"\\u{ord(c):04x}" for c in k),
+        lambda k: "".join(f"&#{ord(c)};" for c in k),
+        lambda k: "".join(f"&#x{ord(c):X};" for c in k),
+    ],
+)
+def test_a_secret_is_scrubbed_however_it_is_quoted_or_escaped(spelled: Any) -> None:
+    logs.register_secret(ESCAPED_KEY + "\n")  # registered as pasted: with its stray newline
+    text = f"before {spelled(ESCAPED_KEY)} after"
+    scrubbed = logs.scrub(text)
+    assert "Ab" not in scrubbed, scrubbed
+    assert "SECRET" not in scrubbed, scrubbed
+    assert scrubbed.startswith("before ")
+    assert scrubbed.endswith(" after")
+
+
+@pytest.mark.parametrize("spelled", [repr, json.dumps, lambda k: repr(f"Bearer {k}".encode())])
+def test_a_secret_with_a_line_break_inside_is_scrubbed_as_libraries_print_it(
+    spelled: Any,
+) -> None:
+    key = "sk-test-PASTED\n7f3a9c-\tTAB"
+    logs.register_secret(key)
+    assert "PASTED" not in logs.scrub(spelled(key))
+    assert "7f3a9c" not in logs.scrub(spelled(key))
+
+
+async def test_what_httpx_says_about_a_key_with_a_newline_is_scrubbed(
+    status_server: FakeStatusServer,
+) -> None:
+    """The real exception text of a header that carries a key with a stray newline."""
+    key = "sk-acme-NEWLINE-KEY-424242"
+    logs.register_secret(key + "\n")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.HTTPError) as caught:
+            await client.get(status_server.url, headers={"x-api-key": key + "\n"})
+    said = f"{type(caught.value).__name__}: {caught.value}"
+    assert key in said  # the library does quote it...
+    assert key not in logs.scrub(said)  # ...and the scrubber catches it
+
+
+def test_a_log_line_is_one_line_and_bounded() -> None:
+    out = io.StringIO()
+    logs.configure("info", "console", stream=out)
+    log = logs.get_logger("test")
+    log.info("provider said\nFAKE 2026-01-01 [error] forged line", body="x" * 1_000_000)
+    logging.getLogger("slack_bolt").warning("unsigned body %s", "\nforged" + "y" * 1_000_000)
+    logging.getLogger("slack_bolt").info("request body: %s", "z" * 100)  # quiet at INFO
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines[:3]
+    assert all(len(line) < logs.RECORD_MAX + 200 for line in lines)
+    assert "\\nFAKE" in lines[0]
+    assert "\\nforged" in lines[1]
+    assert "zzz" not in out.getvalue()

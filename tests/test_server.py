@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 
+from bot import logs
 from bot.app import Runtime, assemble, run
-from bot.models import ComponentState, Event, Incident, StateUpdate, Status
+from bot.models import ComponentState, Event, EventIncident, Incident, StateUpdate, Status
+from bot.server import CONTENT_SECURITY_POLICY, Health, build_app, start_server
 from bot.store import MemoryStore, RedisStore, Store
 from config.loader import build_config
 from config.schema import TocsinConfig
@@ -77,7 +82,10 @@ async def test_health_metrics_and_dashboard(served: tuple[Store, str]) -> None:
         assert "tocsin_checks_total" in metrics.text
         page = await client.get("/")
         assert page.headers["content-type"].startswith("text/html")
-        assert "api/status.json" in page.text
+        assert '<script src="static/dashboard.js"' in page.text
+        script = await client.get("/static/dashboard.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert "api/status.json" in script.text
 
 
 async def test_status_and_events_json_answer_from_the_store(served: tuple[Store, str]) -> None:
@@ -163,3 +171,143 @@ async def test_a_replica_started_before_redis_answers_health_and_waits(
     finally:
         assert await replica.stop() == 0, replica.log()
     assert "Traceback" not in replica.log()
+
+
+# -- what the listener tells browsers, and what it never tells anyone --------------------------
+
+HOSTILE_URL = 'javascript:alert(1)//" onmouseover="alert(2)"'
+SAFE_URL = "https://status.acme.example/incidents/inc2"
+
+
+async def _hostile_incidents(store: Store) -> None:
+    """One component whose incident links to ``javascript:``, one with a real page."""
+    for component, incident_id, url in (("api", "inc1", HOSTILE_URL), ("chat", "inc2", SAFE_URL)):
+        incident = Incident(id=incident_id, title=f"Trouble {component}", url=url)
+        state = ComponentState(
+            provider="acme" if component == "api" else "zeta",
+            component=component,
+            status=Status.MAJOR_OUTAGE,
+            incident=incident,
+        )
+        event = Event(
+            type="state_changed",
+            provider=state.provider,
+            component=component,
+            to=Status.MAJOR_OUTAGE,
+            incident=EventIncident.of(incident),
+        )
+        await store.apply([StateUpdate(state, event, status_changed=True)])
+
+
+async def test_every_answer_carries_the_security_headers(served: tuple[Store, str]) -> None:
+    _, base = served
+    paths = [
+        "/",
+        "/static/dashboard.js",
+        "/static/dashboard.css",
+        "/healthz",
+        "/metrics",
+        "/api/status.json",
+        "/api/events.json?count=lots",  # a 400
+        "/no/such/page",  # a 404
+    ]
+    async with httpx.AsyncClient(base_url=base) as client:
+        answers = {path: await client.get(path) for path in paths}
+        wrong_method = await client.post("/healthz")
+    assert answers["/api/events.json?count=lots"].status_code == 400
+    assert answers["/no/such/page"].status_code == 404
+    assert wrong_method.status_code == 405
+    for path, answer in [*answers.items(), ("POST /healthz", wrong_method)]:
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["referrer-policy"] == "no-referrer", path
+    policy = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
+    assert policy["script-src"] == policy["style-src"] == "'self'"  # no 'unsafe-inline'
+    assert policy["default-src"] == policy["base-uri"] == policy["frame-ancestors"] == "'none'"
+    assert answers["/static/dashboard.js"].headers["content-type"].startswith("text/javascript")
+    assert answers["/static/dashboard.css"].headers["content-type"].startswith("text/css")
+
+
+async def test_the_page_has_no_inline_script_or_style(served: tuple[Store, str]) -> None:
+    """The policy allows only files from tocsin: an inline one would not run, so none is there."""
+    _, base = served
+    async with httpx.AsyncClient(base_url=base) as client:
+        page = (await client.get("/")).text
+    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="static/dashboard.js" defer>']
+    assert "<style" not in page
+    assert " style=" not in page
+    assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers either
+
+
+async def test_the_api_shows_only_http_links(served: tuple[Store, str]) -> None:
+    """What the store holds came from a status page (or from anyone who can write to Redis):
+    a ``javascript:`` link is dropped from the answer, a real one kept."""
+    store, base = served
+    await _hostile_incidents(store)
+    async with httpx.AsyncClient(base_url=base) as client:
+        status = (await client.get("/api/status.json")).json()
+        events = (await client.get("/api/events.json")).json()
+    by_id = {p["id"]: p for p in status["providers"]}
+    assert by_id["acme"]["incident"]["url"] is None
+    assert by_id["acme"]["incident"]["title"] == "Trouble api"  # the rest of it is kept
+    assert by_id["zeta"]["incident"]["url"] == SAFE_URL
+    urls = {e["component"]: e["incident"]["url"] for e in events["events"]}
+    assert urls == {"api": None, "chat": SAFE_URL}
+    assert "javascript" not in str(status) + str(events)
+
+
+async def test_an_unreachable_store_is_a_503_that_names_no_address() -> None:
+    """The Redis host and port are for the operator's log, not for whoever asks."""
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    closed = free_port()  # nothing listens there
+    store = RedisStore(f"redis://127.0.0.1:{closed}/0")
+    port = free_port()
+    runner = await start_server(
+        build_app(_config(port), store, Health(store=store)), "127.0.0.1", port
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            status = await client.get("/api/status.json")
+            events = await client.get("/api/events.json")
+    finally:
+        await runner.cleanup()
+        await store.close()
+    for answer in (status, events):
+        assert answer.status_code == 503
+        assert answer.json() == {"error": "store unreachable"}
+        assert str(closed) not in answer.text
+        assert "127.0.0.1" not in answer.text
+    logged = [line for line in out.getvalue().splitlines() if "store, which is unreachable" in line]
+    assert len(logged) == 2
+    assert all(f"127.0.0.1:{closed}" in line for line in logged)
+
+
+async def test_a_failing_handler_is_a_short_500_and_one_log_line() -> None:
+    """Whatever a handler raises, the caller learns only that it failed."""
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("internal detail: /srv/tocsin/state.db at 10.0.0.7:6379\n" * 1000)
+
+    store = MemoryStore()
+    port = free_port()
+    app = build_app(_config(port), store, Health(store=store), [("GET", "/broken", broken)])
+    runner = await start_server(app, "127.0.0.1", port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            failed = await client.get("/broken")
+            health = await client.get("/healthz")
+    finally:
+        await runner.cleanup()
+    assert failed.status_code == 500
+    assert failed.json() == {"error": "internal error"}
+    assert failed.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert health.status_code == 200
+    lines = out.getvalue().splitlines()
+    [line] = [line for line in lines if "a request failed" in line]
+    assert "RuntimeError: internal detail" in line
+    assert "test_server.py" in line  # where it was raised, for whoever reads the log
+    assert len(line) < 1000  # one bounded line, not the 57,000 characters of the message
+    assert "Traceback" not in out.getvalue()

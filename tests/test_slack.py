@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -322,7 +324,7 @@ async def test_socket_mode_acks_every_command_within_three_seconds(
     assert all(ack.latency < 3.0 and not ack.late for ack in slack.acks)
     assert all(a["response_type"] == "ephemeral" for a in answers)
     assert "Watched: `acme`, `zeta`" in _text(answers[3])
-    assert "/fallback <provider>" in _text(answers[2])
+    assert "/fallback &lt;provider&gt;" in _text(answers[2])  # mrkdwn escapes <
     assert "no fallback needed" in _text(answers[4])
     assert slack.violations == []
 
@@ -495,3 +497,190 @@ async def test_commands_answer_without_reaching_slacks_web_api(
         await task
     assert response.status_code == 200, response.text
     assert "Acme AI" in response.text
+
+
+# --------------------------------------------------------------------------- hostile text
+
+#: A status page's incident title and component name as an attacker would write them.
+HOSTILE_TITLE = "<!channel> Elevated errors <@U0ATTACKER> <https://evil.example|click>"
+HOSTILE_COMPONENT = "<!here> Claude API <!subteam^S0ATTACK|team> @channel"
+TOKEN = re.compile(r"<[^<>]*>")
+BROADCAST = re.compile(r"@(channel|here|everyone)\b")
+
+
+def _mrkdwn_texts(value: Any) -> list[str]:
+    """Every mrkdwn text object's text in a Block Kit structure (each must be verbatim)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        if value.get("type") == "mrkdwn":
+            assert value.get("verbatim") is True, value
+            found.append(str(value["text"]))
+        for item in value.values():
+            found += _mrkdwn_texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _mrkdwn_texts(item)
+    return found
+
+
+def _parsed(payload: dict[str, Any]) -> list[str]:
+    """What Slack parses for links and mentions in a message: its top-level ``text``, each
+    attachment's ``fallback`` and every mrkdwn object (headers are plain text: never parsed)."""
+    texts = [str(payload["text"])] if payload.get("text") else []
+    for attachment in payload.get("attachments") or []:
+        texts.append(str(attachment.get("fallback", "")))
+    return texts + _mrkdwn_texts(payload.get("attachments")) + _mrkdwn_texts(payload.get("blocks"))
+
+
+def _live_tokens(payload: dict[str, Any]) -> set[str]:
+    return {token for text in _parsed(payload) for token in TOKEN.findall(text)}
+
+
+async def test_hostile_status_page_text_neither_pings_nor_links_in_slack(
+    slack: FakeSlack, status_server: FakeStatusServer
+) -> None:
+    """A page whose incident title and component name carry Slack mentions and a masked link
+    goes through the whole pipeline (watcher, tracker, store, dispatcher, notifier): every
+    field Slack parses shows them as text, and only the channel's own <!here> is live."""
+    page = _outage("investigating", 1)
+    page["incidents"][0]["name"] = HOSTILE_TITLE
+    for component in page["components"]:
+        if component["id"] == API:
+            component["name"] = HOSTILE_COMPONENT
+    status_server.set_json(SUMMARY, page)
+    status_server.set_json(MODELS, {"data": []})
+    status_server.set_json("/zeta/models", {"data": []})
+    running = Running(_config(status_server, slack, mode="socket", store={}))
+    try:
+        await _until(lambda: len(slack.top_level(ALL)) == 1 and len(slack.top_level(MAJOR)) == 1)
+    finally:
+        await running.halt()
+    posts = slack.calls_to("chat.postMessage")
+    assert posts
+    for call in posts:
+        payload = call.params
+        allowed = {"<!here>"} if payload["channel"] == MAJOR else set()
+        links = {t[1:-1].split("|")[0] for t in _live_tokens(payload) if t not in allowed}
+        assert links == {"https://stspg.io/sjkw7njwf0mt"}  # the incident's, and no other
+        assert payload["parse"] == "none"
+        assert payload["link_names"] is False
+        text = "\n".join(_parsed(payload))
+        assert "&lt;!channel&gt; Elevated errors &lt;@U0ATTACKER&gt;" in text
+        assert "&lt;!here&gt; Claude API" in text
+        assert BROADCAST.search(text) is None  # no plain @channel for Slack to parse
+    major = slack.top_level(MAJOR)[0]
+    assert major.text.startswith("<!here> ")
+    assert major.text.count("<!") == 1  # the configured mention, and nothing from the page
+    assert "<!" not in slack.top_level(ALL)[0].text
+    assert slack.violations == []
+
+
+async def test_a_stored_javascript_url_is_never_a_slack_link(
+    slack: FakeSlack, status_server: FakeStatusServer
+) -> None:
+    """An incident URL read back from the store as a page wrote it: no link is built."""
+    incident = EventIncident(
+        id="i",
+        title="Elevated errors <!channel>",
+        status="investigating",
+        url='javascript:alert(document.cookie)//" onmouseover="x',
+    )
+    outcomes, store = await _deliver(
+        slack, _slack_only(slack, status_server), _event(incident=incident)
+    )
+    assert outcomes[f"slack:{ALL}"] == outcomes[f"slack:{MAJOR}"] == "delivered"
+    assert await store.dead_letters() == []
+    for call in slack.calls_to("chat.postMessage"):
+        assert "javascript:" not in "\n".join(_parsed(call.params))
+        assert "<!channel>" not in "\n".join(_parsed(call.params))
+    assert slack.violations == []
+
+
+async def test_a_notice_slack_refuses_for_its_content_lands_degraded(
+    slack: FakeSlack, status_server: FakeStatusServer
+) -> None:
+    """Slack answers ``invalid_blocks`` once: the notice goes again without its link, fields
+    and fallbacks (one log line says so), and lands; nothing is dead-lettered."""
+    log = io.StringIO()
+    configure("info", stream=log)
+    refusal = {
+        "ok": False,
+        "error": "invalid_blocks",
+        "response_metadata": {"messages": ["[ERROR] invalid url [json-pointer:/blocks/3]"]},
+    }
+    slack.fail(
+        "chat.postMessage",
+        times=1,
+        status=200,
+        body=json.dumps(refusal).encode(),
+        content_type="application/json",
+    )
+    incident = EventIncident(
+        id="i", title="Elevated errors", status="investigating", url="https://status.example/i/1"
+    )
+    outcomes, store = await _deliver(
+        slack, _slack_only(slack, status_server), _event(incident=incident)
+    )
+    assert outcomes[f"slack:{ALL}"] == outcomes[f"slack:{MAJOR}"] == "delivered"
+    assert await store.dead_letters() == []
+    refused, *rest = slack.calls_to("chat.postMessage")
+    [again] = [c for c in rest if c.params["channel"] == refused.params["channel"]]
+    assert "Zeta AI" in str(refused.params["attachments"])  # what the first try carried
+    assert "https://status.example/i/1" in str(refused.params["attachments"])
+    landed = str(again.params["attachments"])
+    assert "Acme AI: major outage" in landed
+    assert "Zeta AI" not in landed
+    assert "status.example" not in landed
+    assert "Detection" not in landed  # the fields went too
+    assert len(slack.top_level(refused.params["channel"])) == 1
+    lines = [line for line in log.getvalue().splitlines() if "refused for its content" in line]
+    assert len(lines) == 1
+    assert "url, fields, fallbacks" in lines[0]
+    assert "invalid_blocks" in lines[0]
+
+
+async def test_a_notice_refused_again_when_degraded_is_dead_lettered_once(
+    slack: FakeSlack, status_server: FakeStatusServer
+) -> None:
+    slack.channel_error(MAJOR, "msg_too_long", methods=["chat.postMessage"])
+    outcomes, store = await _deliver(slack, _slack_only(slack, status_server), _event())
+    assert outcomes[f"slack:{MAJOR}"] == "dead"
+    assert outcomes[f"slack:{ALL}"] == "delivered"
+    [dead] = await store.dead_letters()
+    assert "msg_too_long" in dead["error"]
+    tries = [c for c in slack.calls_to("chat.postMessage") if c.params.get("channel") == MAJOR]
+    assert len(tries) == 2  # the notice, then the notice without its optional parts
+
+
+HOSTILE_TYPED = [
+    "x` <!channel> @everyone [a](https://evil.example) `",
+    "`<!channel>`<@U0ATTACKER>[a](https://e.x)`",
+]
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+async def test_an_unknown_provider_answer_quotes_hostile_text_harmlessly(
+    mode: str, slack: FakeSlack, status_server: FakeStatusServer
+) -> None:
+    port = free_port()
+    running = Running(_config(status_server, slack, mode=mode, store={}, port=port))
+    ask = Asker(slack, mode, port)
+    try:
+        if mode == "http":
+            async with httpx.AsyncClient() as client:
+                await _until_listening(client, port)
+        answers = [await ask("/status", typed) for typed in HOSTILE_TYPED]
+        answers.append(await ask("/fallback", HOSTILE_TYPED[1]))
+    finally:
+        await running.halt()
+    for answer in answers:
+        parsed = _parsed(answer)
+        assert _live_tokens(answer) == set(), parsed
+        for text in parsed:
+            quoted = re.search(r"called `([^`]*)`\.", text)
+            assert quoted is not None, text
+            assert len(quoted[1]) <= 40 + 20  # clipped (entities add a few characters)
+            assert "\n" not in quoted[1]
+            assert BROADCAST.search(text) is None
+    assert "&lt;!channel&gt;" in str(answers[1]["text"])
+    assert slack.violations == []

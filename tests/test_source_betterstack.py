@@ -272,7 +272,9 @@ async def test_maintenance_in_progress_and_scheduled(status_server: FakeStatusSe
     assert observations[GLM].incident.status == "scheduled"
 
 
-async def test_open_report_naming_no_resource_touches_all(status_server: FakeStatusServer) -> None:
+async def test_open_report_naming_no_resource_is_told_on_all_and_changes_none(
+    status_server: FakeStatusServer,
+) -> None:
     now = datetime.now(UTC)
     payload = with_report(
         index(),
@@ -288,7 +290,11 @@ async def test_open_report_naming_no_resource_touches_all(status_server: FakeSta
     observations = await check(BetterStackSource("together", status_server.url))
 
     assert len(observations) == 22
-    assert {o.status for o in observations} == {Status.DEGRADED}
+    # Every resource states its own status (operational here): the report's guess does not
+    # override it, but the report is attached to every one of them.
+    assert {o.status for o in observations} == {Status.OPERATIONAL}
+    assert {o.incident.id for o in observations if o.incident} == {"990004"}
+    assert all(o.incident is not None for o in observations)
 
 
 # ---------------------------------------------------------------------- what must be unknown

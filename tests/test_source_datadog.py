@@ -208,7 +208,7 @@ async def test_incident_from_outage_through_update_to_recovery(
     assert chat.incident is None  # told once
 
 
-async def test_open_incident_without_component_status_is_degraded(
+async def test_open_incident_without_component_status_leaves_its_own_status(
     status_server: FakeStatusServer,
 ) -> None:
     quiet = entry("e1", "investigating", "Looking into reports.", "2026-09-13T20:00:00Z", "")
@@ -217,7 +217,10 @@ async def test_open_incident_without_component_status_is_degraded(
 
     [chat] = await check(DatadogSource("openrouter", status_server.url, components=[CHAT]))
 
-    assert chat.status is Status.DEGRADED
+    # The incident says nothing of what Chat is; the page lists it operational, and that wins.
+    assert chat.status is Status.OPERATIONAL
+    assert chat.incident is not None
+    assert chat.incident.id == OPEN
 
 
 async def test_maintenance_in_progress(status_server: FakeStatusServer) -> None:

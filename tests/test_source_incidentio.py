@@ -23,6 +23,7 @@ GROQ_PATH = "/proxy/groqstatus.com"
 GROQ_HISTORY = "/proxy/groqstatus.com/incidents"
 GROQ_API = "01K053E2FAKWKEYHXEV7WAHJBM"  # "API"
 MAVERICK = "01K6Y7AE9BSWJ2SGHJT92HG53X"  # the component under planned maintenance
+GPT_OSS_120B = "01K6Y7AE9BBBKD92266DJ23AGX"  # "openai/gpt-oss-120b"
 MAINTENANCE_ID = "01K8BQGTR04CGHB0Y254CSPX90"
 MAINTENANCE_TITLE = (
     "Planned Maintenance: meta-llama/llama-4-maverick-17b-128e-instruct (me-central-1)"
@@ -344,6 +345,42 @@ async def test_open_impact_applies_when_the_page_left_the_component_green(
     opened = incident_from_fixture("investigating", "partial_outage", [first])
     status_server.set_json(GROQ_PATH, with_incident(opened, None))
     assert (await check(groq_source(status_server)))[GROQ_API].status is Status.PARTIAL_OUTAGE
+
+
+async def test_an_incident_saying_a_component_is_operational_now_leaves_it_green(
+    status_server: FakeStatusServer,
+) -> None:
+    """One open incident names the API (recovered: ``current_status`` operational, its window
+    closed) and Maverick (still down): its worst impact is Maverick's, not the API's. A component
+    nothing speaks for (gpt-oss-120b: no ``current_status``, an open impact window) still gets
+    the incident's impact."""
+    first = update("01KU1", "identified", "Maverick requests fail.", "2026-03-01T10:00:00Z")
+    opened = incident_from_fixture("identified", "full_outage", [first])
+    opened["affected_components"] = [
+        {"component_id": GROQ_API, "status": "full_outage", "current_status": "operational"},
+        {"component_id": MAVERICK, "status": "full_outage", "current_status": "full_outage"},
+        {"component_id": GPT_OSS_120B, "status": "partial_outage"},
+    ]
+    window = opened["component_impacts"][0]
+    opened["component_impacts"] = [
+        {**window, "component_id": GROQ_API, "end_at": "2026-03-01T10:20:00Z"},
+        {**window, "id": "01KAIMPACT2", "component_id": MAVERICK},
+        {**window, "id": "01KAIMPACT3", "component_id": GPT_OSS_120B, "status": "partial_outage"},
+    ]
+    payload = with_incident(opened, None)
+    payload["summary"]["affected_components"] = [
+        {"component_id": MAVERICK, "status": "full_outage"}
+    ]
+    status_server.set_json(GROQ_PATH, payload)
+
+    observations = await check(groq_source(status_server, [GROQ_API, MAVERICK, GPT_OSS_120B]))
+
+    api = observations[GROQ_API]
+    assert api.status is Status.OPERATIONAL
+    assert api.incident is not None
+    assert api.incident.id == "01KAINCIDENT0000000000000"  # still told on the API
+    assert observations[MAVERICK].status is Status.MAJOR_OUTAGE
+    assert observations[GPT_OSS_120B].status is Status.MAJOR_OUTAGE  # the incident's worst
 
 
 @pytest.mark.parametrize(

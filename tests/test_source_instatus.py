@@ -111,12 +111,16 @@ async def test_incident_from_outage_through_update_to_recovery(
     assert later.incident is None  # told once
 
 
-async def test_open_incident_on_an_up_page_still_counts(status_server: FakeStatusServer) -> None:
+async def test_open_incident_on_an_up_page_is_told_but_the_page_status_wins(
+    status_server: FakeStatusServer,
+) -> None:
     status_server.set_json("/summary.json", summary("UP", [incident("MONITORING", "MINOROUTAGE")]))
 
     [page] = await check(InstatusSource("perplexity", status_server.url))
 
-    assert page.status is Status.DEGRADED
+    # The page says UP: the provider's word wins over the incident's impact (it is monitoring a
+    # fix); the incident is still attached.
+    assert page.status is Status.OPERATIONAL
     assert page.incident is not None
     assert page.incident.status == "monitoring"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -366,3 +367,165 @@ async def test_feed_missing_what_we_need_is_unknown(
     assert page.detail is not None
     assert f"{status_server.url}/history.rss" in page.detail
     assert complaint in page.detail
+
+
+# --------------------------------------------------------- AWS Health feeds (issue 11, item 6)
+
+AWS = fixture_bytes("aws_health_rss_ec2_ap_northeast_1.xml").decode()
+AWS_ITEMS = re.findall(r"\s*<item>.*?</item>", AWS, flags=re.S)
+AWS_EVENT = "http://status.aws.amazon.com/#ec2-ap-northeast-1_1566533912"  # its first item
+AWS_TITLE = "インスタンスの接続性について | Instance Availability (ec2-ap-northeast-1)"
+AWS_FEED_PATH = "/rss/ec2-ap-northeast-1.rss"
+
+
+def aws_feed(*, drop_newest: int = 0, extra: str = "", reverse: bool = False) -> bytes:
+    """The AWS fixture without its ``drop_newest`` newest items, with ``extra`` items first."""
+    assert len(AWS_ITEMS) == 14
+    kept = AWS_ITEMS[drop_newest:]
+    if reverse:
+        kept = kept[::-1]
+    head, tail = AWS.split(AWS_ITEMS[0], 1)[0], AWS.split(AWS_ITEMS[-1], 1)[1]
+    return (head + extra + "".join(kept) + tail).encode()
+
+
+def aws_item(title: str, when: str, guid: str, text: str) -> str:
+    """One item in AWS's shape (CDATA title and description, guid ``#<service>_<epoch>``)."""
+    return (
+        f"\n\t <item>\n\t  <title><![CDATA[{title}]]></title>\n"
+        "\t  <link>http://status.aws.amazon.com/</link>\n"
+        f"\t  <pubDate>{when}</pubDate>\n"
+        f'\t  <guid isPermaLink="false">http://status.aws.amazon.com/#{guid}</guid>\n'
+        f"\t  <description><![CDATA[{text}]]></description>\n\t </item>\n"
+    )
+
+
+def aws_source(server: FakeStatusServer, components: list[str] | None = None) -> RssSource:
+    return RssSource("aws-ec2", f"{server.url}{AWS_FEED_PATH}", components=components)
+
+
+async def test_aws_health_feed_of_ended_events_is_green_and_tells_none_of_them(
+    status_server: FakeStatusServer,
+) -> None:
+    """The real feed: every event ended (the outage's older "Informational message" and
+    "Service degradation" items are still listed); none is reported open."""
+    status_server.set_fixture(AWS_FEED_PATH, "aws_health_rss_ec2_ap_northeast_1.xml")
+    [page] = await check(aws_source(status_server))
+    assert (page.component, page.status, page.incident, page.detail) == (
+        PAGE_COMPONENT,
+        Status.OPERATIONAL,
+        None,
+        None,
+    )
+
+    # Newest first or not, the newest item of each event decides.
+    status_server.set_bytes(AWS_FEED_PATH, aws_feed(reverse=True))
+    [page] = await check(aws_source(status_server))
+    assert (page.status, page.incident) == (Status.OPERATIONAL, None)
+
+    # "Informational message: [解決済] ... | [RESOLVED] ...": the marker resolves it.
+    status_server.set_bytes(AWS_FEED_PATH, aws_feed(drop_newest=7))
+    [page] = await check(aws_source(status_server))
+    assert (page.status, page.incident) == (Status.OPERATIONAL, None)
+
+    # A prefix AWS never used is not guessed at: unknown, with a diagnostic.
+    strange = aws_item("Service hiccup: Odd", "Fri, 14 Jan 2022 14:44:00 PST", "x_1642200240", "?")
+    status_server.set_bytes(AWS_FEED_PATH, aws_feed(drop_newest=14, extra=strange))
+    [page] = await check(aws_source(status_server))
+    assert page.status is Status.UNKNOWN
+    assert page.detail is not None
+    assert "none of its 1 items says whether it is open or resolved" in page.detail
+
+
+async def test_aws_health_event_from_first_message_through_degradation_to_recovery(
+    status_server: FakeStatusServer,
+) -> None:
+    source = aws_source(status_server, components=["ec2-ap-northeast-1", "s3-ap-northeast-1"])
+
+    # 21:18 PDT: only the first "Informational message" of the outage is out.
+    status_server.set_bytes(AWS_FEED_PATH, aws_feed(drop_newest=6))
+    opened = by_component(await check(source))
+    ec2 = opened["ec2-ap-northeast-1"]
+    assert ec2.status is Status.DEGRADED
+    assert ec2.incident is not None
+    assert ec2.incident.id == AWS_EVENT
+    assert ec2.incident.title == AWS_TITLE
+    assert ec2.incident.status == "ongoing"
+    assert ec2.incident.update.startswith("We are investigating connectivity issues")
+    assert ec2.incident.url == "http://status.aws.amazon.com/"
+    # PDT read with its zone: the pubDate and the guid's epoch are the same instant.
+    assert ec2.incident.updated_at == datetime.fromtimestamp(1566533912, UTC)
+    assert ec2.incident.started_at == datetime.fromtimestamp(1566533912, UTC)
+    assert (opened["s3-ap-northeast-1"].status, opened["s3-ap-northeast-1"].incident) == (
+        Status.OPERATIONAL,
+        None,
+    )
+
+    # 01:54 PDT: "Service degradation" is the newest item of the event.
+    status_server.set_bytes(AWS_FEED_PATH, aws_feed(drop_newest=2))
+    worse = by_component(await check(source))["ec2-ap-northeast-1"]
+    assert worse.status is Status.PARTIAL_OUTAGE
+    assert worse.incident is not None
+    assert worse.incident.id == AWS_EVENT
+    assert worse.incident.impact is Status.PARTIAL_OUTAGE
+    assert worse.incident.update.startswith("Recovery is in progress")
+    assert worse.incident.update_id != ec2.incident.update_id
+
+    # 02:39 PDT: back to an "Informational message".
+    status_server.set_bytes(AWS_FEED_PATH, aws_feed(drop_newest=1))
+    better = by_component(await check(source))["ec2-ap-northeast-1"]
+    assert better.status is Status.DEGRADED
+    assert better.incident is not None
+    assert better.incident.update.startswith("The majority of impaired EC2 instances")
+
+    # 04:18 PDT: "Service is operating normally": resolved, told once.
+    status_server.set_fixture(AWS_FEED_PATH, "aws_health_rss_ec2_ap_northeast_1.xml")
+    recovered = by_component(await check(source))["ec2-ap-northeast-1"]
+    assert recovered.status is Status.OPERATIONAL
+    assert recovered.incident is not None
+    assert (recovered.incident.id, recovered.incident.status) == (AWS_EVENT, "resolved")
+    assert recovered.incident.update.startswith("Beginning at 8:36 PM PDT")
+    later = by_component(await check(source))["ec2-ap-northeast-1"]
+    assert (later.status, later.incident) == (Status.OPERATIONAL, None)
+
+
+async def test_aws_health_prefixes_and_pst_dates_on_a_bedrock_feed(
+    status_server: FakeStatusServer,
+) -> None:
+    """A per-service feed (rss/bedrock-us-east-1.rss) nobody configured components for: its
+    events reach the provider's ``page`` component; a new event after a resolved one of the same
+    title is a new incident."""
+    path = "/rss/bedrock-us-east-1.rss"
+    source = RssSource("aws-bedrock", f"{status_server.url}{path}")
+    old = aws_item(
+        "Service is operating normally: [RESOLVED] Increased Error Rates",
+        "Fri, 14 Jan 2022 14:44:00 PST",
+        "bedrock-us-east-1_1642200240",
+        "Between 5:14 AM and 11:38 AM PST, we experienced increased error rates.",
+    )
+    first = aws_item(
+        "Performance issues: Increased Error Rates",
+        "Tue, 03 Feb 2026 09:00:00 PST",
+        "bedrock-us-east-1_1770138000",
+        "We are investigating increased error rates for InvokeModel.",
+    )
+    worse = aws_item(
+        "Service disruption: Increased Error Rates",
+        "Tue, 03 Feb 2026 09:30:00 PST",
+        "bedrock-us-east-1_1770139800",
+        "InvokeModel requests are failing.",
+    )
+    status_server.set_bytes(path, aws_feed(drop_newest=14, extra=first + old))
+    [page] = await check(source)
+    assert page.status is Status.PARTIAL_OUTAGE
+    assert page.incident is not None
+    assert page.incident.id == "http://status.aws.amazon.com/#bedrock-us-east-1_1770138000"
+    assert page.incident.title == "Increased Error Rates (bedrock-us-east-1)"
+    assert page.incident.started_at == datetime.fromtimestamp(1770138000, UTC)  # PST read
+
+    status_server.set_bytes(path, aws_feed(drop_newest=14, extra=worse + first + old))
+    [page] = await check(source)
+    assert page.status is Status.MAJOR_OUTAGE
+    assert page.incident is not None
+    assert page.incident.id == "http://status.aws.amazon.com/#bedrock-us-east-1_1770138000"
+    assert page.incident.update == "InvokeModel requests are failing."
+    assert page.incident.updated_at == datetime.fromtimestamp(1770139800, UTC)

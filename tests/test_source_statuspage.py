@@ -72,16 +72,19 @@ async def test_minor_indicator_is_judged_by_watched_components(
     assert console.incident.url == "https://stspg.io/sjkw7njwf0mt"
 
 
-async def test_incident_impact_applies_when_the_page_left_the_component_green(
+async def test_incident_impact_does_not_override_a_component_the_page_lists_green(
     status_server: FakeStatusServer, client: httpx.AsyncClient
 ) -> None:
+    """The component's own status wins over the incident's impact; the incident stays attached."""
     payload = fixture_json("statuspage_summary_anthropic_minor_monitoring.json")
     for component in payload["components"]:
         component["status"] = "operational"
     payload["incidents"][0]["impact"] = "critical"
     status_server.set_json(SUMMARY, payload)
     [console] = await _source(status_server, [CONSOLE]).check(client)
-    assert console.status is Status.MAJOR_OUTAGE
+    assert console.status is Status.OPERATIONAL
+    assert console.incident is not None
+    assert console.incident.impact is Status.MAJOR_OUTAGE
 
 
 async def test_active_maintenance_is_maintenance_and_scheduled_is_not(
@@ -306,3 +309,101 @@ async def test_hostile_json_does_not_crash(
         },
     )
     await _unknown(status_server, client)
+
+
+# --------------------------------------- the page's word on a component wins (issue 11, item 4)
+
+
+async def test_a_component_the_provider_marks_operational_stays_green_under_an_open_incident(
+    status_server: FakeStatusServer, client: httpx.AsyncClient
+) -> None:
+    """The real monitoring fixture, with the Console back to operational in the component list,
+    in the incident's components and in the latest update's affected_components: the `major`
+    impact of the still-open incident does not make it a partial outage, and the incident is
+    still attached so its story is told."""
+    payload = fixture_json("statuspage_summary_anthropic_minor_monitoring.json")
+    incident = payload["incidents"][0]
+    for component in [*payload["components"], *incident["components"]]:
+        if component["id"] == CONSOLE:
+            component["status"] = "operational"
+    latest = incident["incident_updates"][0]
+    assert latest["id"] == "1nnyzdbn2qkg"  # the newest update: monitoring
+    [affected] = latest["affected_components"]
+    assert affected["code"] == CONSOLE
+    affected["new_status"] = "operational"
+    status_server.set_json(SUMMARY, payload)
+
+    observations = _by_component(await _source(status_server, [CONSOLE, API]).check(client))
+
+    console = observations[CONSOLE]
+    assert console.status is Status.OPERATIONAL
+    assert console.incident is not None
+    assert (console.incident.id, console.incident.status) == ("978mjkgw6mh7", "monitoring")
+    assert console.incident.impact is Status.PARTIAL_OUTAGE  # what the incident says of itself
+    assert console.detail is None
+    assert (observations[API].status, observations[API].incident) == (Status.OPERATIONAL, None)
+
+
+@pytest.mark.parametrize(
+    ("shortlink", "why"),
+    [
+        ("javascript:alert(1)", "scheme 'javascript' is not http(s)"),
+        ('javascript:alert(1)//" onmouseover="x', "scheme 'javascript' is not http(s)"),
+        ("data:text/html,<script>x</script>", "scheme 'data' is not http(s)"),
+        ("https://stspg.io/x\nhttps://evil.example", "not an absolute http(s) URL"),
+    ],
+)
+async def test_a_hostile_incident_link_is_dropped_with_a_diagnostic(
+    status_server: FakeStatusServer, client: httpx.AsyncClient, shortlink: str, why: str
+) -> None:
+    """The incident still counts and is attached; only its link goes, and the component's
+    detail (what `tocsin check`, `tocsin status` and the dashboard show) says why."""
+    payload = fixture_json("statuspage_summary_anthropic_minor_monitoring.json")
+    payload["incidents"][0]["shortlink"] = shortlink
+    status_server.set_json(SUMMARY, payload)
+    both = _by_component(await _source(status_server, [API, CONSOLE]).check(client))
+    console = both[CONSOLE]
+    assert console.status is Status.DEGRADED
+    assert console.incident is not None
+    assert console.incident.id == "978mjkgw6mh7"
+    assert console.incident.url is None
+    assert console.detail == f"incident '978mjkgw6mh7': link dropped ({why})"
+    assert both[API].detail is None  # the API carries no incident: nothing to say there
+
+
+@pytest.mark.parametrize("shortlink", [123, ["https://a.example"], {"href": "x"}, True])
+async def test_a_link_that_is_not_a_string_costs_the_link_not_the_page(
+    status_server: FakeStatusServer, client: httpx.AsyncClient, shortlink: object
+) -> None:
+    payload = fixture_json("statuspage_summary_anthropic_minor_monitoring.json")
+    payload["incidents"][0]["shortlink"] = shortlink
+    status_server.set_json(SUMMARY, payload)
+    console = _by_component(await _source(status_server, [API, CONSOLE]).check(client))[CONSOLE]
+    assert console.status is Status.DEGRADED
+    assert console.incident is not None
+    assert console.incident.url == f"{status_server.url}/incidents/978mjkgw6mh7"
+
+
+async def test_an_open_incident_speaks_for_a_component_the_list_lacks(
+    status_server: FakeStatusServer, client: httpx.AsyncClient
+) -> None:
+    """A component with no status of its own on the page (gone from the list) but named by an
+    open incident gets the incident's impact, not `unknown`; once nothing speaks for it, it is
+    `unknown` with a diagnostic again."""
+    payload = fixture_json("statuspage_summary_anthropic_minor_monitoring.json")
+    payload["components"] = [c for c in payload["components"] if c["id"] != CONSOLE]
+    status_server.set_json(SUMMARY, payload)
+    source = _source(status_server, [CONSOLE])
+
+    [console] = await source.check(client)
+    assert console.status is Status.PARTIAL_OUTAGE  # impact `major`
+    assert console.incident is not None
+    assert console.incident.id == "978mjkgw6mh7"
+    assert console.detail is None
+
+    payload["incidents"] = []
+    status_server.set_json(SUMMARY, payload)
+    status_server.set_json(INCIDENTS, {"incidents": []})
+    [gone] = await source.check(client)
+    assert gone.status is Status.UNKNOWN
+    assert "not on the page any more" in (gone.detail or "")

@@ -112,6 +112,25 @@ async def test_lease_is_exclusive_renewable_and_expires(store: Store) -> None:
     assert await store.lease_holder("leader") is None
 
 
+async def test_presence_record_is_compare_and_set_expires_and_releases(store: Store) -> None:
+    """What keeps one live process per instance name: of two claims one wins, only the
+    record's holder renews it, anyone may take it once it expired, a release is the owner's."""
+    assert await store.presence("web-1") is None
+    assert await store.claim_presence("web-1", "aaaaaa:1", 0.2, replacing=None)
+    assert not await store.claim_presence("web-1", "bbbbbb:1", 0.2, replacing=None)
+    assert not await store.claim_presence("web-1", "bbbbbb:1", 0.2, replacing="aaaaaa:0")
+    assert await store.claim_presence("web-1", "aaaaaa:2", 0.2, replacing="aaaaaa:1")  # a beat
+    assert await store.presence("web-1") == "aaaaaa:2"
+    assert await store.presence("web-2") is None  # one record per name
+    await asyncio.sleep(0.3)
+    assert await store.presence("web-1") is None  # not renewed: expired
+    assert await store.claim_presence("web-1", "bbbbbb:1", 5, replacing=None)
+    await store.release_presence("web-1", "aaaaaa:2")  # not the owner's record: no effect
+    assert await store.presence("web-1") == "bbbbbb:1"
+    await store.release_presence("web-1", "bbbbbb:1")
+    assert await store.presence("web-1") is None
+
+
 async def test_history_feeds_uptime(store: Store) -> None:
     now = utcnow()
     down = ComponentState(

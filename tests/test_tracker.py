@@ -28,6 +28,7 @@ from bot.models import (
     StateUpdate,
     Status,
 )
+from bot.notices import compose
 from bot.tracker import Thresholds, Tracker, TrackerSettings
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -353,11 +354,18 @@ def test_a_single_failed_probe_at_startup_is_no_event() -> None:
 
 
 def test_a_broken_first_read_is_an_admin_event() -> None:
+    """Unknown before, unknown after: no transition, but the admins hear what is wrong."""
     tracker = Tracker()
     updates = feed(tracker, page("acme", 0, UNKNOWN))
     event = only(events(updates))
-    assert (event.type, event.to, event.audience) == ("state_changed", UNKNOWN, "admins")
+    assert (event.type, event.from_, event.to, event.audience) == (
+        "config_alert",
+        None,
+        UNKNOWN,
+        "admins",
+    )
     assert event.detail == "page unreadable"
+    assert not updates[-1].status_changed
     # still broken: not news again; then readable and healthy: a first healthy read, silent
     assert events(feed(tracker, page("acme", 10, UNKNOWN))) == []
     assert events(feed(tracker, page("acme", 20, OPERATIONAL))) == []
@@ -1622,8 +1630,9 @@ def check_events_match_their_state(rounds: Sequence[Round]) -> None:
 
 
 def check_config_alerts(rounds: Sequence[Round]) -> None:
-    """config_alerts go to the admins, never change a status, and come once until cleared by a
-    probe result that is not a configuration error. ``status_changed`` says exactly whether the
+    """config_alerts go to the admins and never change a status. A probe's comes once until
+    cleared by a probe result that is not a configuration error; a page's (unreadable from its
+    first read) leaves the component unknown. ``status_changed`` says exactly whether the
     status moved (the "stable again" notice has its own test)."""
     previous: dict[str, Status] = {}
     alerted: dict[str, bool] = {}
@@ -1637,10 +1646,14 @@ def check_config_alerts(rounds: Sequence[Round]) -> None:
                 assert event.audience == "admins"
                 assert update.status_changed is False
                 assert update.state.status == previous.get(key, UNKNOWN)
-                # a new alert needs a clearing result since the last one (in a round, the
-                # order of results and updates is not checked)
-                assert key in cleared or not alerted.get(key, False), "alerted twice"
-                alerted[key] = True
+                if event.source != probe_id(event.provider):
+                    assert event.source == page_id(event.provider)
+                    assert event.from_ is None  # no transition
+                else:
+                    # a new alert needs a clearing result since the last one (in a round,
+                    # the order of results and updates is not checked)
+                    assert key in cleared or not alerted.get(key, False), "alerted twice"
+                    alerted[key] = True
             if update.state.provider == "tocsin":
                 continue
             if not _is_stable_again(event):
@@ -1649,6 +1662,26 @@ def check_config_alerts(rounds: Sequence[Round]) -> None:
             previous[key] = update.state.status
         for obs in probes:  # the last result of each probe decides: alerted or cleared
             alerted[obs.key] = bool(obs.error and obs.error.is_config)
+
+
+#: What a user notice with the same status before and after may say: the page's confirmation
+#: changed (by ``confirmed``), or the component is stable again after flapping.
+_SAME_STATUS_NEWS = {
+    True: "confirmed by the status page",
+    False: "the status page no longer reports it; our probes still do",
+}
+
+
+def check_no_event_changes_nothing(rounds: Sequence[Round]) -> None:
+    """A state_changed event always changes something: its status, or (for users) the page's
+    confirmation of it, or its flapping. Admins never get one from a status to the same."""
+    for update in _all_updates(rounds):
+        event = update.event
+        if event is None or event.type != "state_changed" or event.from_ != event.to:
+            continue
+        assert event.audience == "all", f"admin event that changes nothing: {event}"
+        if not _is_stable_again(event):
+            assert event.detail == _SAME_STATUS_NEWS[event.confirmed], event
 
 
 def check_flapping_once_per_spell(rounds: Sequence[Round]) -> None:
@@ -1676,6 +1709,7 @@ def test_property_invariants(scenario: Scenario) -> None:
     rounds = run(scenario)
     check_events_match_their_state(rounds)
     check_config_alerts(rounds)
+    check_no_event_changes_nothing(rounds)
     check_flapping_once_per_spell(rounds)
     check_watcher_health_alternates(rounds)
 
@@ -1735,6 +1769,45 @@ def test_property_status_changed_means_the_status_moved(
         key = update.state.key
         assert update.status_changed == (update.state.status != previous.get(key, UNKNOWN))
         previous[key] = update.state.status
+
+
+@WIDE_PROPERTY_SETTINGS
+@given(scenarios(providers=("a", "b"), components=("api", "files")))
+def test_property_no_event_changes_nothing(scenario: Scenario) -> None:
+    check_no_event_changes_nothing(run(scenario))
+
+
+def test_a_source_broken_from_the_start_is_one_config_alert_per_source() -> None:
+    """Unknown to unknown is no transition: the admins hear, once per source and not once per
+    component, that it cannot be read (with why); nothing reaches the channels."""
+    tracker = Tracker(names={"acme": "Acme"})
+    components = ("chat", "files", "audio")
+    updates = feed(tracker, *(page("acme", 0, UNKNOWN, component=c) for c in components))
+    event = only(events(updates))
+    assert (event.type, event.audience, event.from_, event.to) == (
+        "config_alert",
+        "admins",
+        None,
+        UNKNOWN,
+    )
+    assert (event.source, event.detail) == (page_id("acme"), "page unreadable")
+    notice = compose(event)
+    assert (notice.title, notice.text) == (
+        "tocsin: cannot read Acme's status page (statuspage)",
+        "page unreadable",
+    )
+    assert not any(u.status_changed for u in updates)
+    assert {u.state.status for u in updates} == {UNKNOWN}
+    assert (
+        events(feed(tracker, *(page("acme", 10, UNKNOWN, component=c) for c in components))) == []
+    )
+    # readable and healthy: a first healthy read, silent; broken later: a real transition
+    assert (
+        events(feed(tracker, *(page("acme", 20, OPERATIONAL, component=c) for c in components)))
+        == []
+    )
+    later = only(events(feed(tracker, page("acme", 30, UNKNOWN, component="chat"))))
+    assert (later.type, later.from_, later.to) == ("state_changed", OPERATIONAL, UNKNOWN)
 
 
 def test_a_broken_source_feeding_many_components_is_one_admin_notice() -> None:

@@ -95,7 +95,7 @@ async def test_only_the_lease_holder_watches_and_another_takes_over(
     agents = {r.headers.get("User-Agent") for r in status_server.requests}
     assert agents == {"tocsin-one"}
     assert not two.leader
-    assert await stores[0].lease_holder(LEASE_NAME) == "one"
+    assert await stores[0].lease_holder(LEASE_NAME) == one.lease.holder  # "one#<boot token>"
 
     stop_one.set()  # a clean stop releases the lease: the other replica takes over at once
     await task_one

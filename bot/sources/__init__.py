@@ -73,6 +73,7 @@ def _page_source(config: TocsinConfig, provider: ProviderConfig) -> PageSource:
         interval=page.interval or watch.page_interval,
         limits=limits,
         options=page.options,
+        names=page.names,
     )
 
 
@@ -80,12 +81,16 @@ def _probe_source(
     config: TocsinConfig, provider: ProviderConfig, probe: ProbeConfig, env: Mapping[str, str]
 ) -> ProbeSource | SkippedProbe:
     auth = probe.auth
-    key = auth.key.get_secret_value() if auth.key else (env.get(auth.env) if auth.env else None)
+    key = probe_key(probe, env)
     if probe.enabled is False:
         return SkippedProbe(provider.id, "disabled in the config")
     if auth.kind != "none" and not key:
-        where = f"set {auth.env}" if auth.env else "give probe.auth.key"
-        return SkippedProbe(provider.id, f"no API key ({where} to probe {provider.name})")
+        how = f"set {auth.env}" if auth.env else "give probe.auth.key"
+        return SkippedProbe(provider.id, f"no API key ({how} to probe {provider.name})")
+    where = auth.env or f"{provider.id}'s probe.auth.key"
+    problem = _key_problem(key, where) if auth.kind != "none" else None
+    if problem:
+        key = None  # never sent, never quoted: the probe reports a configuration alert
     headers = dict(probe.headers)
     params: dict[str, str] = {}
     if auth.kind == "bearer" and key:
@@ -95,13 +100,15 @@ def _probe_source(
     elif auth.kind == "query" and key:
         params[auth.param] = key
     headers.setdefault("User-Agent", config.watch.user_agent)
-    page_components = provider.status_page.components if provider.status_page else None
+    page = provider.status_page
+    page_components = page.components if page else None
     component = probe.component or (page_components[0] if page_components else "api")
+    known_name = page.names.get(component) if page else None
     return ProbeSource(
         provider.id,
         probe.url,
         component=component,
-        component_name=probe.component_name or (None if page_components else "API"),
+        component_name=probe.component_name or known_name or (None if page_components else "API"),
         method=probe.method,
         interval=probe.interval or config.watch.interval,
         timeout=probe.timeout,
@@ -111,4 +118,25 @@ def _probe_source(
         json_body=probe.json_body,
         failure_status=probe.failure_status,
         key_hint=auth.env,
+        config_problem=problem,
+    )
+
+
+def probe_key(probe: ProbeConfig, env: Mapping[str, str]) -> str | None:
+    """The probe's API key (the config's, else its environment variable's), stripped: a
+    stray newline or space pasted around a key is not part of it (and would make the request
+    unsendable). The stripped form is also what the log scrubber registers."""
+    auth = probe.auth
+    raw = auth.key.get_secret_value() if auth.key else (env.get(auth.env) if auth.env else None)
+    return raw.strip() if raw else None
+
+
+def _key_problem(key: str | None, where: str) -> str | None:
+    """Why ``key`` cannot go into a request (a line break pasted inside it), naming where it
+    comes from and never quoting it."""
+    if key is None or (key.isascii() and key.isprintable()):
+        return None
+    return (
+        f"the API key in {where} contains a line break, control or non-ASCII character "
+        f"inside it (a copy-paste accident?): set it again"
     )

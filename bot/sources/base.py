@@ -15,6 +15,7 @@ import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -22,6 +23,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import httpx
 
 from bot.models import Incident, IncidentUpdate, Observation, SourceKind, Status, utcnow, worst
+from bot.outside import clip, one_line, safe_url, why_not_url
+from bot.sources import compression
+from bot.sources.redirects import Resolver, judge_redirect, system_resolver
 
 
 class SourceError(Exception):
@@ -71,6 +75,24 @@ class Fetched:
         return self.url
 
 
+#: At most this many redirects are followed for one fetch.
+MAX_REDIRECTS = 5
+#: How much of a refused redirect's target a diagnostic quotes.
+_TARGET_SHOWN = 300
+
+
+@dataclass(slots=True)
+class FetchRound:
+    """What the fetches of one round of a source share: how redirect targets are resolved,
+    and the moves to another host they followed (the page's first move is told to admins)."""
+
+    resolver: Resolver = system_resolver
+    moves: list[tuple[str, str]] = field(default_factory=list)
+
+
+_ROUND: ContextVar[FetchRound | None] = ContextVar("tocsin_fetch_round", default=None)
+
+
 async def fetch(
     client: httpx.AsyncClient,
     url: str,
@@ -78,53 +100,102 @@ async def fetch(
     *,
     headers: Mapping[str, str] | None = None,
     accept_not_modified: bool = False,
+    resolver: Resolver | None = None,
 ) -> Fetched:
-    """GET ``url`` with an overall deadline and a cap on the bytes read.
+    """GET ``url`` with an overall deadline and a cap on the bytes read (decoded, and on the
+    wire).
 
-    Raises :class:`SourceError` for network errors, timeouts, non-2xx answers and oversized
-    bodies. Redirects are followed (pages move within their host), and reported.
+    Raises :class:`SourceError` for network errors, timeouts, non-2xx answers, oversized
+    bodies and redirects the policy of :mod:`bot.sources.redirects` refuses. Redirects it
+    allows are followed (at most :data:`MAX_REDIRECTS`) and reported; one to another host is
+    also noted in the current :class:`FetchRound`. ``resolver`` defaults to the round's.
     """
+    round_ = _ROUND.get()
+    resolve = resolver or (round_.resolver if round_ else system_resolver)
+    asked = {"Accept-Encoding": compression.ACCEPTED, **(headers or {})}
     try:
         async with asyncio.timeout(limits.timeout):
-            return await _fetch(client, url, limits, headers or {}, accept_not_modified)
+            fetched, moved = await _follow(client, url, limits, asked, resolve)
     except TimeoutError:
         raise SourceError(f"{url}: no answer within {limits.timeout:g}s") from None
     except httpx.TimeoutException:
         raise SourceError(f"{url}: timed out after {limits.timeout:g}s") from None
-    except httpx.TooManyRedirects:
-        raise SourceError(f"{url}: too many redirects") from None
     except httpx.HTTPError as exc:
         raise SourceError(f"{url}: {type(exc).__name__}: {exc or 'connection failed'}") from None
+    except httpx.InvalidURL as exc:
+        raise SourceError(f"{url}: invalid URL ({exc})") from None
+    if fetched.status_code == 304 and not accept_not_modified:
+        raise SourceError(f"{fetched.where}: HTTP 304 to a request that was not conditional")
+    if moved and round_ is not None:
+        round_.moves.append((url, one_line(fetched.url, _TARGET_SHOWN)))
+    return fetched
 
 
-async def _fetch(
+async def _follow(
     client: httpx.AsyncClient,
     url: str,
     limits: FetchLimits,
     headers: Mapping[str, str],
-    accept_not_modified: bool,
-) -> Fetched:
-    async with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
-        final = str(response.url)
-        moved = url if final != url else None
-        where = f"{url} (redirected to {final})" if moved else url
-        if response.status_code == 304 and accept_not_modified:
-            return Fetched(final, 304, response.headers, b"", moved)
-        if response.status_code >= 400 or response.status_code < 200:
-            raise SourceError(f"{where}: HTTP {response.status_code}")
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-            raise SourceError(
-                f"{where}: body of {int(declared)} bytes exceeds the {limits.max_bytes} byte cap"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limits.max_bytes:
-                raise SourceError(f"{where}: body exceeds the {limits.max_bytes} byte cap")
-            chunks.append(chunk)
-        return Fetched(final, response.status_code, response.headers, b"".join(chunks), moved)
+    resolver: Resolver,
+) -> tuple[Fetched, bool]:
+    """Send, and follow the redirects the policy allows; whether one left for another host."""
+    request = client.build_request("GET", url, headers=headers)
+    moved = False
+    for _hop in range(MAX_REDIRECTS + 1):
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            target = response.next_request
+            if target is None:
+                return await _arrived(url, response, limits), moved
+        finally:
+            await response.aclose()
+        verdict = await judge_redirect(request.url, target.url, resolver)
+        if not verdict.follow:
+            shown = one_line(str(target.url), _TARGET_SHOWN)
+            raise SourceError(f"{url}: redirected to {shown} ({verdict.reason}): not followed")
+        moved = moved or verdict.moved
+        request = target
+    shown = one_line(str(request.url), _TARGET_SHOWN)
+    raise SourceError(f"{url}: too many redirects (more than {MAX_REDIRECTS}, the last to {shown})")
+
+
+async def _arrived(url: str, response: httpx.Response, limits: FetchLimits) -> Fetched:
+    """The answer that is not a redirect, read, with the URL first asked for if it moved."""
+    final = str(response.request.url)
+    moved_from = url if final != url else None
+    where = f"{url} (redirected to {final})" if moved_from else url
+    body = await _read(response, where, limits)
+    return Fetched(final, response.status_code, response.headers, body, moved_from)
+
+
+async def _read(response: httpx.Response, where: str, limits: FetchLimits) -> bytes:
+    """The body, decoded in bounded steps: the cap bounds the decoded size, and memory."""
+    if response.status_code == 304:
+        return b""  # not modified: nothing to read (and nothing to decode if not asked for)
+    if response.status_code >= 400 or response.status_code < 200:
+        raise SourceError(f"{where}: HTTP {response.status_code}")
+    cap = limits.max_bytes
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise SourceError(f"{where}: body of {int(declared)} bytes exceeds the {cap} byte cap")
+    encoding = response.headers.get("content-encoding")
+    try:
+        decode = compression.decoder(encoding)
+    except compression.Unsupported as exc:
+        raise SourceError(f"{where}: unsupported Content-Encoding {clip(str(exc), 60)!r}") from None
+    body = bytearray()
+    wire = 0
+    try:
+        async for chunk in response.aiter_raw():
+            wire += len(chunk)
+            if wire > cap:
+                raise compression.TooBig
+            body += decode(chunk, cap - len(body))
+    except compression.TooBig:
+        raise SourceError(f"{where}: body exceeds the {cap} byte cap") from None
+    except compression.Undecodable as exc:
+        raise SourceError(f"{where}: not valid {one_line(encoding, 20)} data ({exc})") from None
+    return bytes(body)
 
 
 def looks_like_html(fetched: Fetched) -> bool:
@@ -163,6 +234,10 @@ class ComponentReading:
     id: str
     name: str
     status: Status
+    #: Whether the page gives this status as the component's own. ``False`` where a platform
+    #: lists components bare (incident.io, Flashcat) or builds them from incidents (Google
+    #: Cloud): there the incidents' impacts decide.
+    stated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +246,8 @@ class IncidentReading:
 
     ``components`` empty means the page did not say which components are affected.
     ``status`` is what the incident does to the components it names while it is open (the
-    impact, or maintenance); ``None`` leaves the components' own statuses alone.
+    impact, or maintenance) where the page gives them no status of their own (see
+    :func:`derive_component`); ``None`` leaves the components' own statuses alone.
     """
 
     incident: Incident
@@ -289,6 +365,8 @@ class PageSource(ABC):
         interval: float = 60.0,
         limits: FetchLimits | None = None,
         options: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.provider = provider
         self.url = url.rstrip("/")
@@ -300,15 +378,31 @@ class PageSource(ABC):
         self.limits = limits
         self.options = dict(options or {})
         self.id = f"{provider}:{self.kind_name}"
-        self._names: dict[str, str] = {}
+        #: Component id → name: the config's until the page gives its own.
+        self._names: dict[str, str] = dict(names or {})
         #: Incidents seen open: :meth:`read` passes its incidents through ``memory.settle``.
         self.memory = IncidentMemory()
+        #: How the hosts of redirect targets are resolved (the system's DNS by default).
+        self.resolver = resolver or system_resolver
 
     @abstractmethod
     async def read(self, client: httpx.AsyncClient) -> PageReading:
         """Fetch and parse the page. Raise :class:`SourceError` for anything unexpected."""
 
     async def check(self, client: httpx.AsyncClient) -> list[Observation]:
+        """One round: :meth:`read`'s fetches share a :class:`FetchRound`, and a move to
+        another host they followed is carried by every observation (the tracker tells it)."""
+        round_ = FetchRound(self.resolver)
+        token = _ROUND.set(round_)
+        try:
+            observations = await self._check(client)
+        finally:
+            _ROUND.reset(token)
+        if not round_.moves:
+            return observations
+        return [replace(o, moved=round_.moves[0]) for o in observations]
+
+    async def _check(self, client: httpx.AsyncClient) -> list[Observation]:
         try:
             reading = await self.read(client)
             return self.observe(reading)
@@ -339,11 +433,14 @@ class PageSource(ABC):
         """Observations of the watched components (all, when none are configured)."""
         if not reading.components and not reading.incidents_only:
             raise SourceError(f"{self.url}: the page lists no components (did it move?)")
+        dropped = drop_unsafe_links(reading)
         ids = self.watched or list(reading.components) or [PAGE_COMPONENT]
         now = utcnow()
         observations = []
         for component in ids:
             status, incident, detail = derive_component(component, reading)
+            if incident is not None and incident.id in dropped:
+                detail = "; ".join(filter(None, (detail, dropped[incident.id])))
             name = reading.components[component].name if component in reading.components else None
             if name:
                 self._names[component] = name
@@ -367,24 +464,43 @@ class PageSource(ABC):
 PAGE_COMPONENT = "page"
 
 
+def drop_unsafe_links(reading: PageReading) -> dict[str, str]:
+    """Every incident leaves a source through here: a link that is not a plain http(s) URL
+    (``javascript:``, ``data:``, a line break inside) is dropped, never shown as a link.
+
+    Returns a diagnostic per incident id whose link was dropped: it goes into the detail of
+    the observations carrying the incident (shown by ``tocsin check``, ``tocsin status`` and
+    the dashboard; a detail is not a notice, so it cannot spam anyone).
+    """
+    dropped: dict[str, str] = {}
+    for index, r in enumerate(reading.incidents):
+        url = r.incident.url
+        if url is None or safe_url(url) is not None:
+            continue
+        dropped[r.incident.id] = (
+            f"incident {one_line(r.incident.id, 40)!r}: link dropped ({why_not_url(url)})"
+        )
+        incident = r.incident.model_copy(update={"url": None})
+        reading.incidents[index] = replace(r, incident=incident)
+    return dropped
+
+
 def derive_component(
     component: str, reading: PageReading
 ) -> tuple[Status, Incident | None, str | None]:
     """One component's status, the incident to attach, and a diagnostic.
 
-    The component's own status is authoritative. An open incident that names the component
-    can only make it worse (its impact applies when the page left the component green); an
-    open maintenance that names it turns green into ``maintenance``. A page indicator never
-    enters into it: a page may say ``minor`` while the component we watch is fine.
+    A component the page lists with a status of its own keeps that status: the provider's word
+    on the component wins over an incident's impact (the incident is still attached, so its
+    story is told). An open incident's impact applies only where the page gives no status of
+    its own: feeds (``incidents_only``), the ``page`` pseudo component, components a platform
+    lists bare (``stated=False``), and components an open incident names that the page's list
+    lacks. An open maintenance that names a green component turns it into ``maintenance``
+    either way: platforms rarely set a component's status for planned work, and maintenance is
+    never an outage. A page indicator never enters into it: a page may say ``minor`` while the
+    component we watch is fine.
     """
     own = reading.components.get(component)
-    if own is None and not reading.incidents_only:
-        return (
-            Status.UNKNOWN,
-            None,
-            f"component {component!r} is not on the page any more (renamed or removed?)",
-        )
-    status = own.status if own else Status.OPERATIONAL
     relevant = [
         r
         for r in reading.incidents
@@ -392,13 +508,41 @@ def derive_component(
         or (not r.components and (reading.incidents_only or component == PAGE_COMPONENT))
     ]
     open_ = [r for r in relevant if not r.incident.resolved]
+    if own is None and not reading.incidents_only and not _named_by(component, open_):
+        return (
+            Status.UNKNOWN,
+            None,
+            f"component {component!r} is not on the page any more (renamed or removed?)",
+        )
+    status = own.status if own else Status.OPERATIONAL
     impacts = [r.status for r in open_ if r.status is not None and r.status.is_outage]
-    if impacts and status in (Status.OPERATIONAL, Status.MAINTENANCE):
+    if impacts and not (own and own.stated) and status is Status.OPERATIONAL:
         status = worst(impacts)
     elif status is Status.OPERATIONAL and any(r.status is Status.MAINTENANCE for r in open_):
         status = Status.MAINTENANCE
     incident = _most_relevant(open_ or relevant)
     return status, incident, None
+
+
+def _named_by(component: str, readings: Sequence[IncidentReading]) -> bool:
+    """Whether one of ``readings`` names ``component`` and does something to it."""
+    return any(component in r.components and r.status is not None for r in readings)
+
+
+def state_status(reading: PageReading, component_id: str, status: Status) -> None:
+    """Record the page's own word on a listed component's status now.
+
+    An open incident's per-component status (incident.io's ``current_status``, Datadog's
+    ``componentsAffected``, Better Stack's ``affected_resources``) is the page speaking for that
+    component, as its component list does; the worst of the page's words wins. Components the
+    page does not list, and words we cannot read, are left alone.
+    """
+    known = reading.components.get(component_id)
+    if known is None or status is Status.UNKNOWN:
+        return
+    if known.stated:
+        status = worst([known.status, status])
+    reading.components[component_id] = replace(known, status=status, stated=True)
 
 
 def _most_relevant(readings: Sequence[IncidentReading]) -> Incident | None:

@@ -15,8 +15,10 @@ A report is over when its ``aggregate_state`` is resolved (or operational), or w
 ``ends_at`` has passed. A maintenance report is ``scheduled`` before ``starts_at``,
 ``in_progress`` until it ends, then ``completed``. While a report is open, each affected
 resource gets its own status in the report: ``downtime`` → ``major_outage``, ``degraded``,
-``maintenance``, ``resolved`` → no change; an open report naming no resources applies to all
-of them (``degraded``, or ``maintenance`` for a maintenance report).
+``maintenance``, ``resolved`` → no change. That word is the page's own on the resource, as
+its ``status`` is: the worse of the two wins. An open report naming no resources is attached to
+all of them and changes none of their statuses (every resource has one of its own), except that
+an open maintenance report puts the green ones in ``maintenance``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from bot.sources.base import (
     newest_first,
     parse_time,
     require,
+    state_status,
 )
 
 _RESOURCE_STATUS = {
@@ -89,8 +92,24 @@ def parse_index(payload: Any, where: str, *, page_url: str, now: datetime) -> Pa
     posts = _posts(included["status_update"], where)
     everything = frozenset(reading.components)
     for raw in included["status_report"]:
-        reading.incidents.extend(_report(raw, posts, where, page_url, now, everything))
+        readings = _report(raw, posts, where, page_url, now, everything)
+        reading.incidents.extend(readings)
+        report = readings[0].incident
+        if not report.resolved and report.status != "scheduled":
+            for resource_id, status in _stated(_attributes(raw, where)).items():
+                state_status(reading, resource_id, status)
     return reading
+
+
+def _stated(attrs: dict[str, Any]) -> dict[str, Status]:
+    """What an open report says each resource it names is (the page's own word on it)."""
+    stated = {}
+    for item in attrs.get("affected_resources") or []:
+        if isinstance(item, dict) and item.get("status_page_resource_id") is not None:
+            status = _AFFECTED_STATUS.get(str(item.get("status") or "").lower())
+            if status is not None:
+                stated[str(item["status_page_resource_id"])] = status
+    return stated
 
 
 def _by_type(included: list[Any], where: str) -> dict[str, list[dict[str, Any]]]:

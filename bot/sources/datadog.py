@@ -11,11 +11,12 @@ they resolve, with ``resolved``, ``currentStatus``, ``componentsAffected`` and a
 status of their own and are not components here.
 
 Component status → status: operational, degraded, partial_outage, major_outage (Datadog's own
-words, one to one). An open incident does to each component it names what the page says that
-component is in it (the incident's own ``componentsAffected``, else the newest timeline entry
-naming it): ``degraded``/``partial_outage``/``major_outage`` as such; ``operational`` changes
-nothing; no status → ``degraded``; an open incident naming no component → ``degraded`` for all
-of them. Links are ``<root>/incidents/<id>``.
+words, one to one). What an open incident says a component it names is (the incident's own
+``componentsAffected``, else the newest timeline entry naming it) is the page's word on that
+component too: the worse of it and the component's own status wins (``operational`` changes
+nothing). An open incident that names a component without a status, or names none, changes no
+component's status (the page lists every component with one); it is still attached to them.
+Links are ``<root>/incidents/<id>``.
 
 Maintenances were ``null`` in every payload seen, so their shape is assumed from Datadog's
 Status Pages API (``status`` scheduled/in_progress/completed, ``components_affected``,
@@ -42,6 +43,7 @@ from bot.sources.base import (
     optional_list,
     parse_time,
     require,
+    state_status,
     status_word,
 )
 
@@ -72,7 +74,11 @@ def parse_config(payload: Any, where: str, *, page_url: str, now: datetime) -> P
         raise SourceError(f"{where}: the page lists no components (did it move?)")
     everything = frozenset(reading.components)
     for raw in optional_list(payload, "incidents", where):
-        reading.incidents.extend(_incident(raw, where, page_url, everything))
+        readings = _incident(raw, where, page_url, everything)
+        reading.incidents.extend(readings)
+        if not readings[0].incident.resolved:
+            for component, word in _words(raw, _timeline(raw)).items():
+                state_status(reading, component, status_word(word))
     for raw in optional_list(payload, "maintenances", where):
         reading.incidents.append(_maintenance(raw, where, page_url, now, everything))
     return reading
@@ -139,15 +145,20 @@ def _effects(
     raw: dict[str, Any], timeline: list[dict[str, Any]]
 ) -> dict[Status | None, frozenset[str]]:
     """Component ids grouped by what the incident does to them: newest word wins."""
+    grouped: dict[Status | None, set[str]] = {}
+    for component, word in _words(raw, timeline).items():
+        grouped.setdefault(_effect(word), set()).add(component)
+    return {effect: frozenset(ids) for effect, ids in grouped.items()}
+
+
+def _words(raw: dict[str, Any], timeline: list[dict[str, Any]]) -> dict[str, str]:
+    """What the incident says each component it names is: the newest word for each."""
     words: dict[str, str] = {}
     for source in [*reversed(timeline), raw]:  # oldest entry first, the incident's own last
         for affected in source.get("componentsAffected") or []:
             if isinstance(affected, dict) and isinstance(affected.get("id"), str):
                 words[affected["id"]] = str(affected.get("status") or "")
-    grouped: dict[Status | None, set[str]] = {}
-    for component, word in words.items():
-        grouped.setdefault(_effect(word), set()).add(component)
-    return {effect: frozenset(ids) for effect, ids in grouped.items()}
+    return words
 
 
 def _effect(word: str) -> Status | None:

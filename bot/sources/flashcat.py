@@ -73,7 +73,9 @@ def parse_active(payload: Any, where: str, *, page_url: str, now: datetime) -> P
             raise SourceError(f"{where}: a component without a component_id")
         component_id = str(raw["component_id"])
         name = str(raw.get("name") or component_id)
-        reading.components[component_id] = ComponentReading(component_id, name, Status.OPERATIONAL)
+        reading.components[component_id] = ComponentReading(
+            component_id, name, Status.OPERATIONAL, stated=False
+        )
     if not reading.components:
         raise SourceError(f"{where}: the page lists no components (did it move?)")
     if "active_changes" not in data:

@@ -83,7 +83,9 @@ def parse_feed(
             raise SourceError(f"{where}: an incident without an id")
         products = _products(raw)
         for product_id, title in products.items():
-            reading.components[product_id] = ComponentReading(product_id, title, Status.OPERATIONAL)
+            reading.components[product_id] = ComponentReading(
+                product_id, title, Status.OPERATIONAL, stated=False
+            )
         is_open = _is_open(raw, moment)
         incident = parse_incident(raw, page_url, is_open=is_open)
         effect = _impact(raw) if is_open else None

@@ -7,6 +7,12 @@ only ``affected_components`` names the ones that are not operational (incident.i
 ``scheduled_maintenances`` name components by id in ``affected_components`` and
 ``component_impacts``, and carry rich-text ``updates`` (we read ``message_string``).
 
+A component's own status is what the summary's ``affected_components`` says of it, and what
+an open incident's ``affected_components`` entry says of it *now* (``current_status``; its
+``status`` is the worst it reached): worst wins, and an incident's impact does not override
+it (an incident that says the component is operational again leaves it green). A component
+nothing speaks for has no status of its own, so the open incidents naming it decide.
+
 A maintenance counts only while it is in progress: status ``maintenance_in_progress``, or still
 ``maintenance_scheduled`` while the clock is inside one of its ``component_impacts`` windows
 (the word can lag the clock). Planned work in the future is not maintenance yet.
@@ -40,6 +46,7 @@ from bot.sources.base import (
     optional_list,
     parse_time,
     require,
+    state_status,
     status_word,
 )
 
@@ -118,7 +125,9 @@ def parse_summary(
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             raise SourceError(f"{where}: a component without an id")
         name = str(raw.get("name") or raw["id"])
-        reading.components[raw["id"]] = ComponentReading(raw["id"], name, Status.OPERATIONAL)
+        reading.components[raw["id"]] = ComponentReading(
+            raw["id"], name, Status.OPERATIONAL, stated=False
+        )
     for raw in optional_list(summary, "affected_components", where):
         _apply_affected(reading, raw, where)
     listed: dict[str, Incident] = {}
@@ -132,6 +141,8 @@ def parse_summary(
         entry = _entry(incident, raw, moment)
         if entry is not None:
             reading.incidents.append(entry)
+            if not incident.maintenance and not incident.resolved:
+                _apply_current(reading, raw)
     return reading, listed
 
 
@@ -147,6 +158,14 @@ def _apply_affected(reading: PageReading, raw: dict[str, Any], where: str) -> No
     name = known.name if known else component_id
     status = worst([status, known.status]) if known else status
     reading.components[component_id] = ComponentReading(component_id, name, status)
+
+
+def _apply_current(reading: PageReading, raw: dict[str, Any]) -> None:
+    """An open incident's word on what each component it names is now (``current_status``;
+    its ``status`` is the worst it reached): the page's own status for that component."""
+    for item in _dicts(raw.get("affected_components")):
+        if isinstance(item.get("component_id"), str):
+            state_status(reading, item["component_id"], status_word(item.get("current_status")))
 
 
 def _entry(incident: Incident, raw: dict[str, Any], now: datetime) -> IncidentReading | None:

@@ -5,7 +5,8 @@ provider is one pseudo component, ``page``, named after the page:
 
 - ``page.status``: ``UP`` → operational, ``UNDERMAINTENANCE`` → maintenance, ``HASISSUES`` →
   the worst impact of the active incidents, ``degraded`` when they state none. Any other word
-  is a change of format we cannot read: ``unknown``, never green.
+  is a change of format we cannot read: ``unknown``, never green. It is the page's own word:
+  an active incident on an ``UP`` page (one being monitored) is attached but changes nothing.
 - ``activeIncidents`` (``name``, ``started``, ``status`` INVESTIGATING/IDENTIFIED/MONITORING/
   RESOLVED, ``impact``, ``url``): impact ``MAJOROUTAGE`` → major_outage, ``PARTIALOUTAGE`` →
   partial_outage, ``MINOROUTAGE``/``DEGRADEDPERFORMANCE`` → degraded, ``UNDERMAINTENANCE`` →
@@ -102,7 +103,7 @@ def _incident(raw: dict[str, Any], where: str) -> IncidentReading:
     incident = Incident(
         id=_id(raw, where),
         title=str(raw.get("name") or "Untitled incident"),
-        url=raw.get("url") or None,
+        url=raw.get("url") if isinstance(raw.get("url"), str) else None,
         status=status,
         impact=impact if impact is not None and impact.is_outage else None,
         update_id=f"{_id(raw, where)}:{status}",
@@ -119,7 +120,7 @@ def _maintenance(raw: dict[str, Any], where: str) -> IncidentReading:
     incident = Incident(
         id=_id(raw, where),
         title=str(raw.get("name") or "Maintenance"),
-        url=raw.get("url") or None,
+        url=raw.get("url") if isinstance(raw.get("url"), str) else None,
         status=status,
         update_id=f"{_id(raw, where)}:{status}",
         updated_at=_time(raw.get("updatedAt")),

@@ -3,7 +3,8 @@
 Classification (DESIGN.md): a 2xx in time is up; a 2xx slower than the latency budget is
 degraded; 5xx, 529, timeouts and connection errors are failures; 429 is up but rate-limited
 (never an outage); 401/403 is a configuration alert for the admins, never an outage notice.
-Other 4xx and redirects mean the probe itself is misconfigured: also an admin matter.
+Other 4xx and redirects mean the probe itself is misconfigured: also an admin matter, and so
+is a request that cannot be sent (a header value with a line break, a URL httpx refuses).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from bot.logs import scrub
 from bot.models import Observation, ProbeError, SourceKind, Status
 
 
@@ -38,6 +40,7 @@ class ProbeSource:
         json_body: Any = None,
         failure_status: Status = Status.MAJOR_OUTAGE,
         key_hint: str | None = None,
+        config_problem: str | None = None,
     ) -> None:
         self.provider = provider
         self.url = url
@@ -52,12 +55,17 @@ class ProbeSource:
         self.json_body = json_body
         self.failure_status = failure_status
         self.key_hint = key_hint
+        #: Known at build time to make the request unsendable (a key with a line break inside
+        #: it): every round is that configuration alert, and nothing is sent.
+        self.config_problem = config_problem
         self.id = f"{provider}:probe"
 
     async def check(self, client: httpx.AsyncClient) -> list[Observation]:
         return [await self.probe(client)]
 
     async def probe(self, client: httpx.AsyncClient) -> Observation:
+        if self.config_problem:
+            return self._result(Status.UNKNOWN, None, ProbeError.CONFIG, self.config_problem)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
@@ -75,11 +83,31 @@ class ProbeSource:
             return self._result(
                 self.failure_status, None, ProbeError.TIMEOUT, f"no answer within {self.timeout:g}s"
             )
+        except (httpx.LocalProtocolError, UnicodeEncodeError):
+            return self._unsendable()
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            detail = f"probe URL {scrub(self.url)} cannot be used ({type(exc).__name__})"
+            return self._result(
+                Status.UNKNOWN, None, ProbeError.CONFIG, f"{detail}: check the probe's url"
+            )
         except httpx.HTTPError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return self._result(self.failure_status, None, ProbeError.NETWORK, reason)
         latency = (time.perf_counter() - started) * 1000.0
         return self.classify(code, latency)
+
+    def _unsendable(self) -> Observation:
+        """The request could not be put on the wire: a header value with a line break or
+        control character (a pasted key, usually), or one that is not ASCII. A configuration
+        alert, never an outage; the library's message quotes the header, so it is not shown."""
+        where = f"the key in {self.key_hint} or the probe's headers" if self.key_hint else None
+        return self._result(
+            Status.UNKNOWN,
+            None,
+            ProbeError.CONFIG,
+            "probe request not sent: a header value holds a line break, control or non-ASCII "
+            f"character: check {where or 'the probe key and headers'}",
+        )
 
     def classify(self, code: int, latency_ms: float) -> Observation:
         """The DESIGN.md classification of one answer."""

@@ -12,6 +12,17 @@ latest state is not resolved is an open incident. Two dialects are read:
 - xAI: title ``[API Console] Console not loading``, categories = severity + state, and a
   description with ``<h3>Status: RESOLVED</h3>``, ``<p>Severity: ...</p>`` and one ``<div>``
   per update (``<strong>`` date, ``<h3>`` word, ``<p>`` text), oldest first.
+- AWS Health (``status.aws.amazon.com/rss/<service>-<region>.rss``, ``all.rss``): one item per
+  update, its state in the title's prefix (the dashboard's levels, as the ``aws`` source maps
+  them): ``Service is operating normally:`` → resolved, ``Informational message:`` →
+  ``degraded``, ``Performance issues:`` and ``Service degradation:`` → ``partial_outage``,
+  ``Service disruption:`` → ``major_outage``; ``[RESOLVED]`` (or ``[解決済]``) anywhere in the
+  title → resolved. The guid ends ``#<service>_<epoch>``. The items of one event (same service,
+  same title once prefix and markers are gone) are read together: the newest (by ``pubDate``,
+  PST/PDT understood; else the guid's epoch) decides, so the older ``Informational message``
+  items left in the feed do not keep a resolved event open; after a resolved item the next one
+  of that title starts a new event. An event's id is its first item's guid; the service key
+  names its component. Only items no other dialect recognizes are read this way.
 
 Components: an item names components by a bracketed title prefix (``[API Console]``), by the
 first segment of its link (``/api-console/INC...``) and by categories that are neither a state
@@ -49,7 +60,7 @@ import httpx
 from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
-from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, Status
+from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, Status, worst
 from bot.sources.base import (
     PAGE_COMPONENT,
     Fetched,
@@ -80,10 +91,11 @@ class RssSource(PageSource):
 
     async def read(self, client: httpx.AsyncClient) -> PageReading:
         fetched = await fetch(client, self.feed_url, self.limits)
-        items = [interpret(entry) for entry in parse_feed(fetched)]
+        entries = parse_feed(fetched)
+        items = interpret_all(entries)
         if items and not any(item.recognized for item in items):
             raise SourceError(
-                f"{fetched.where}: none of its {len(items)} items says whether it is open "
+                f"{fetched.where}: none of its {len(entries)} items says whether it is open "
                 "or resolved (not an incident feed?)"
             )
         self._learn_names(items)
@@ -390,6 +402,20 @@ def interpret(entry: FeedEntry) -> FeedIncident:
     return FeedIncident(incident, effect, _components(entry), state is not None)
 
 
+def interpret_all(entries: Sequence[FeedEntry]) -> list[FeedIncident]:
+    """Every entry as an incident; AWS Health items (one per update) grouped into events."""
+    items: list[FeedIncident] = []
+    aws: list[AwsItem] = []
+    for entry in entries:
+        item = interpret(entry)
+        found = None if item.recognized else aws_item(entry)
+        if found is None:
+            items.append(item)
+        else:
+            aws.append(found)
+    return items + [_aws_incident(event) for event in aws_events(aws)]
+
+
 def _updates(root: Node) -> list[Update]:
     """xAI's ``<div>`` blocks if there are any, else Statuspage's ``<p><strong>`` paragraphs."""
     blocks = [n for n in walk(root) if n.tag == "div" and first(n, _HEADINGS)]
@@ -490,3 +516,113 @@ def _revision(entry_id: str, word: str, body: str) -> str:
     """Changes whenever the item's newest update does (feeds give updates no ids)."""
     digest = hashlib.sha256(f"{word}\n{body}".encode()).hexdigest()[:12]
     return f"{entry_id}:{digest}"
+
+
+# ------------------------------------------------------------------------- AWS Health items
+
+#: AWS Service Health Dashboard title prefixes → what an open item does (None: resolved).
+_AWS_PREFIXES: dict[str, Status | None] = {
+    "service is operating normally": None,
+    "informational message": Status.DEGRADED,
+    "performance issues": Status.PARTIAL_OUTAGE,
+    "service degradation": Status.PARTIAL_OUTAGE,
+    "service disruption": Status.MAJOR_OUTAGE,
+}
+_AWS_TITLE = re.compile(r"^\s*(?P<prefix>[^:\[\]]{1,40}):\s*(?P<rest>.*)$", re.DOTALL)
+_RESOLVED_MARK = re.compile(r"\[\s*(?:resolved|解決済)\s*\]", re.IGNORECASE)
+_AWS_GUID = re.compile(r"#(?P<service>[A-Za-z0-9][A-Za-z0-9.-]{0,99})_(?P<epoch>\d{9,11})\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class AwsItem:
+    """One AWS Health feed item: one update of one event."""
+
+    entry: FeedEntry
+    service: str  # the guid's service key (``bedrock-us-east-1``), or "" when it has none
+    title: str  # without the prefix and the resolved markers
+    resolved: bool
+    effect: Status | None
+    at: datetime | None
+
+    @property
+    def event_key(self) -> tuple[str, str]:
+        return self.service, " ".join(self.title.split()).casefold()
+
+    @property
+    def order(self) -> float:
+        return self.at.timestamp() if self.at else 0.0
+
+
+def aws_item(entry: FeedEntry) -> AwsItem | None:
+    """The entry read as an AWS Health item, or ``None`` when its title has no AWS prefix."""
+    match = _AWS_TITLE.match(entry.title)
+    prefix = " ".join(match["prefix"].split()).lower() if match else ""
+    if match is None or prefix not in _AWS_PREFIXES:
+        return None
+    effect = _AWS_PREFIXES[prefix]
+    resolved = effect is None or _RESOLVED_MARK.search(match["rest"]) is not None
+    title = " ".join(_RESOLVED_MARK.sub(" ", match["rest"]).split())
+    guid = _AWS_GUID.search(entry.id)
+    return AwsItem(
+        entry=entry,
+        service=guid["service"].lower() if guid else "",
+        title=title or entry.title.strip(),
+        resolved=resolved,
+        effect=None if resolved else effect,
+        at=entry.published or (_epoch(guid["epoch"]) if guid else None),
+    )
+
+
+def aws_events(items: Sequence[AwsItem]) -> list[list[AwsItem]]:
+    """Items grouped into events, oldest item first: one title's items up to a resolved one
+    are one event; the next item of that title starts another."""
+    groups: dict[tuple[str, str], list[AwsItem]] = {}
+    for item in items:
+        groups.setdefault(item.event_key, []).append(item)
+    events: list[list[AwsItem]] = []
+    for group in groups.values():
+        current: list[AwsItem] = []
+        for item in sorted(group, key=lambda i: i.order):
+            current.append(item)
+            if item.resolved:
+                events.append(current)
+                current = []
+        if current:
+            events.append(current)
+    return events
+
+
+def _aws_incident(event: Sequence[AwsItem]) -> FeedIncident:
+    first, latest = event[0], event[-1]
+    body = plain_text(parse_html(latest.entry.html))
+    state = "resolved" if latest.resolved else "ongoing"
+    outages = [i.effect for i in event if i.effect is not None]
+    impact = latest.effect if latest.effect is not None else (worst(outages) if outages else None)
+    incident = Incident(
+        id=_aws_event_id(first),
+        title=f"{first.title} ({first.service})" if first.service else first.title,
+        url=latest.entry.link,
+        status=state,
+        impact=impact,
+        update=body,
+        update_id=_revision(latest.entry.id, state, body),
+        updated_at=latest.at,
+        started_at=first.at,
+    )
+    components = {slug(first.service): first.service} if slug(first.service) else {}
+    return FeedIncident(incident, latest.effect, components, recognized=True)
+
+
+def _aws_event_id(first: AwsItem) -> str:
+    """The first item's guid (unique per update); made unique when the feed gives none."""
+    if _AWS_GUID.search(first.entry.id):
+        return first.entry.id
+    stamp = f"{first.order:.0f}"
+    return f"{first.entry.id}#{first.service or 'aws'}:{slug(first.title)}@{stamp}"
+
+
+def _epoch(value: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

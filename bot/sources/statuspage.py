@@ -119,7 +119,8 @@ def parse_incident(raw: dict[str, Any], page_url: str, *, maintenance: bool = Fa
     return Incident(
         id=incident_id,
         title=str(raw.get("name") or "Untitled incident"),
-        url=raw.get("shortlink") or (f"{page_url}/incidents/{incident_id}" if page_url else None),
+        url=_text(raw.get("shortlink"))
+        or (f"{page_url}/incidents/{incident_id}" if page_url else None),
         status=str(raw.get("status") or "investigating"),
         impact=IMPACT.get(str(raw.get("impact"))),
         update=latest.body if latest else "",
@@ -146,3 +147,9 @@ def _component_ids(raw: dict[str, Any]) -> frozenset[str]:
             if isinstance(affected, dict) and isinstance(affected.get("code"), str):
                 ids.add(affected["code"])
     return frozenset(ids)
+
+
+def _text(value: object) -> str | None:
+    """A string field, or ``None`` for anything else (a hostile page may send a number where
+    a link belongs: that costs the link, not the page)."""
+    return value if isinstance(value, str) and value else None

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.models import ComponentState, Event, StateUpdate, Status
+from bot.outside import Unreadable
+from bot.store.decode import decode_event
 
 #: How long idempotency marks and thread references are kept.
 SENT_TTL = 7 * 24 * 3600
@@ -105,6 +107,22 @@ class Store(Protocol):
     async def release_lease(self, name: str, holder: str) -> None: ...
     async def lease_holder(self, name: str) -> str | None: ...
 
+    # presence records (one live process per instance name) --------------------------
+    async def presence(self, instance: str) -> str | None:
+        """The presence record of this instance name (its live process's token and beat)."""
+        ...
+
+    async def claim_presence(
+        self, instance: str, record: str, ttl: float, *, replacing: str | None
+    ) -> bool:
+        """Set the record to ``record`` (expiring after ``ttl``) if it holds ``replacing`` now
+        (``None``: if there is none). Compare-and-set: of two processes, one wins."""
+        ...
+
+    async def release_presence(self, instance: str, record: str) -> None:
+        """Delete the record if it still is ``record`` (a clean stop)."""
+        ...
+
     # poll requests (status page pushes) ----------------------------------------------
     async def request_poll(self, provider: str) -> None:
         """Ask the leading watcher, in whichever replica, to read this provider's page now."""
@@ -116,12 +134,14 @@ class Store(Protocol):
 
 
 def decode_entry(entry_id: str, raw: str | bytes | None, deliveries: int = 1) -> StreamEntry:
-    """Parse one stream entry's JSON, keeping a poison entry as an error instead of raising."""
+    """Parse one stream entry's JSON, keeping a poison entry (not JSON, too big or deep, not
+    an event, an unknown schema version) as an error instead of raising: the dispatcher
+    dead-letters it, the escalator skips it."""
     if raw is None:
         return StreamEntry(entry_id, None, "entry has no event field (trimmed or foreign)")
     try:
-        return StreamEntry(entry_id, Event.from_json(raw), None, deliveries)
-    except ValueError as exc:
+        return StreamEntry(entry_id, decode_event(raw), None, deliveries)
+    except Unreadable as exc:
         return StreamEntry(entry_id, None, f"unreadable event: {exc}", deliveries)
 
 

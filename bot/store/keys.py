@@ -43,6 +43,13 @@ class Keys:
         """A lease (``leader`` for the watcher): value = holder, expiry = lease length."""
         return f"{self.prefix}{name}"
 
+    def presence(self, instance: str) -> str:
+        """The presence record of one instance name: ``<boot token>:<beat>`` of the live
+        process that runs under it, expiring after ``store.lease`` unless renewed (every
+        lease / 3). A second process finding another token here that still moves runs under
+        a derived name instead."""
+        return f"{self.prefix}presence:{instance}"
+
     def kv(self, name: str) -> str:
         """A small named value (silences, subscriptions, escalation bookkeeping)."""
         return f"{self.prefix}kv:{name}"

@@ -26,6 +26,7 @@ from bot.store.base import (
     StreamEntry,
     decode_entry,
 )
+from bot.store.decode import read_thread
 
 
 @dataclass
@@ -104,7 +105,8 @@ class MemoryStore:
         return [c for c in self._history.get(key, []) if c[0] >= since]
 
     async def recent_events(self, count: int = 50) -> list[Event]:
-        return [Event.from_json(raw) for _, raw in list(self._stream)[-count:]][::-1]
+        entries = [_decode(seq, raw) for seq, raw in list(self._stream)[-count:]][::-1]
+        return [entry.event for entry in entries if entry.event is not None]
 
     # consumer groups ---------------------------------------------------------------
 
@@ -188,8 +190,8 @@ class MemoryStore:
         return await self.get_value(f"sent:{event_id}:{target}")
 
     async def get_thread(self, episode: str, target: str) -> dict[str, Any] | None:
-        raw = await self.get_value(f"thread:{episode}:{target}")
-        return None if raw is None else _json_loads(raw)
+        name = f"thread:{episode}:{target}"
+        return read_thread(name, await self.get_value(name))
 
     async def set_thread(self, episode: str, target: str, ref: dict[str, Any]) -> None:
         await self.set_value(f"thread:{episode}:{target}", _json_dumps(ref), THREAD_TTL)
@@ -235,6 +237,23 @@ class MemoryStore:
     async def lease_holder(self, name: str) -> str | None:
         return await self.get_value(f"lease:{name}")
 
+    # presence records (one process here, but the same contract) ---------------------------
+
+    async def presence(self, instance: str) -> str | None:
+        return await self.get_value(f"presence:{instance}")
+
+    async def claim_presence(
+        self, instance: str, record: str, ttl: float, *, replacing: str | None
+    ) -> bool:
+        if await self.presence(instance) != replacing:
+            return False
+        await self.set_value(f"presence:{instance}", record, ttl)
+        return True
+
+    async def release_presence(self, instance: str, record: str) -> None:
+        if await self.presence(instance) == record:
+            await self.delete_value(f"presence:{instance}")
+
     # poll requests ------------------------------------------------------------------------
 
     async def request_poll(self, provider: str) -> None:
@@ -256,11 +275,6 @@ def _seq_of(entry_id: str) -> int:
 
 def _decode(seq: int, raw: str | None, deliveries: int = 1) -> StreamEntry:
     return decode_entry(_entry_id(seq), raw, deliveries)
-
-
-def _json_loads(raw: str) -> dict[str, Any]:
-    loaded = json.loads(raw)
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _json_dumps(value: dict[str, Any]) -> str:

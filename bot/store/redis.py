@@ -1,9 +1,11 @@
 """The Redis store: state hash, capped event stream with a consumer group, history, marks,
-threads and leases (key names in :mod:`bot.store.keys`).
+threads, leases and presence records (key names in :mod:`bot.store.keys`).
 
 State, history and events of one tracker step are written in one MULTI, so the state hash and
 the stream never disagree. Any connection trouble surfaces as :class:`StoreUnavailable`; the
-callers decide whether to buffer or retry.
+callers decide whether to buffer or retry. What is read back is decoded by
+:mod:`bot.store.decode`: a hostile value (too deep, too big, not UTF-8, the wrong JSON or Redis
+type) is dropped with one log line, never raised to the reader.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
+from bot.logs import get_logger
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.store.base import (
     DEAD_LETTERS_KEPT,
@@ -32,9 +35,12 @@ from bot.store.base import (
     StreamEntry,
     decode_entry,
 )
+from bot.store.decode import decode_state, drop, read_record, read_thread
 from bot.store.keys import Keys
 from config.redis_urls import is_sentinel_url, parse_sentinel_url
 from config.schema import StoreTLS
+
+log = get_logger("tocsin.store")
 
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
@@ -50,6 +56,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+#: Compare-and-set with expiry: ARGV = value, ttl ms, "absent" or "equal", expected value.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if (ARGV[3] == 'absent' and current == false) or (ARGV[3] == 'equal' and current == ARGV[4]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 def _text(value: object) -> str:
@@ -59,6 +74,18 @@ def _text(value: object) -> str:
 
 def _maybe_text(value: object) -> str | None:
     return None if value is None else _text(value)
+
+
+@contextmanager
+def other_type_ignored(what: str, key: str) -> Iterator[None]:
+    """A key holding another kind of Redis value (a string where a hash belongs) reads as
+    empty, said once: it is not something tocsin wrote, and must not stop the reader."""
+    try:
+        yield
+    except redis_errors.ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+        drop(what, key, "WRONGTYPE", "the key holds another kind of Redis value")
 
 
 def _entries(raw: Any) -> list[StreamEntry]:
@@ -72,11 +99,22 @@ def _entries(raw: Any) -> list[StreamEntry]:
 
 @contextmanager
 def unavailable_as_error() -> Iterator[None]:
-    """Connection-level failures become :class:`StoreUnavailable` (with the reason)."""
+    """Connection-level failures become :class:`StoreUnavailable` (with the reason), and so
+    does a write refused because one of tocsin's keys holds another kind of Redis value
+    (:class:`ForeignValue`): the caller waits and retries, as for an outage, while the store
+    moves the foreign value aside."""
     try:
         yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
         raise StoreUnavailable(f"redis unreachable: {_reason(exc)}") from exc
+    except redis_errors.ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+        raise ForeignValue("a key of tocsin's holds another kind of Redis value") from exc
+
+
+class ForeignValue(StoreUnavailable):
+    """A key tocsin writes holds a value of another Redis type (not tocsin's)."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -91,6 +129,8 @@ def _reason(exc: BaseException) -> str:
     return f"{head} (sentinels: {', '.join(answers)})" if answers else head
 
 
+#: How far back (seconds) a consumer group that vanished with its stream is made again.
+REGROUP_BACK = 300.0
 #: Connections per process, and how long a call waits for one when all are busy.
 POOL_SIZE = 100
 POOL_WAIT = 5.0
@@ -100,6 +140,9 @@ _SOCKET_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeou
 _CLIENT_OPTIONS: dict[str, Any] = {
     **_SOCKET_OPTIONS,
     "decode_responses": True,
+    # Bytes that are not UTF-8 (tocsin writes none) become U+FFFD instead of failing the
+    # whole reply: one foreign value in the state hash must not hide every other state.
+    "encoding_errors": "replace",
     "health_check_interval": 15,
 }
 
@@ -175,10 +218,56 @@ class RedisStore:
         self.keys = Keys(prefix)
         self.stream_maxlen = stream_maxlen
         self.redis, self.sentinel = connect(url, tls=tls, sentinel_password=sentinel_password)
+        #: A write met a foreign value: move it aside before the next one (see _guard).
+        self._foreign = True  # checked once at start too
 
     async def open(self) -> None:
         with unavailable_as_error():
             await self.redis.ping()
+        await self._heal()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """:func:`unavailable_as_error` for the writes to tocsin's typed keys; a
+        :class:`ForeignValue` has the next write move the foreign value aside first."""
+        try:
+            with unavailable_as_error():
+                yield
+        except ForeignValue:
+            self._foreign = True
+            raise
+
+    async def _heal(self, *extra: tuple[str, str]) -> None:
+        """Move values of the wrong Redis type out of tocsin's keys (renamed aside, not
+        deleted: they may be someone's), each said once, so that writing can go on.
+        ``extra``: more (key, type) pairs the coming write touches."""
+        if not self._foreign:
+            return
+        kinds = {
+            self.keys.state: "hash",
+            self.keys.events: "stream",
+            self.keys.dead: "list",
+            self.keys.polls: "list",
+            **dict(extra),
+        }
+        with unavailable_as_error():
+            for key, kind in kinds.items():
+                found = _text(await self.redis.type(key))
+                if found in ("none", kind):
+                    continue
+                aside = f"{key}:foreign:{int(utcnow().timestamp())}"
+                try:
+                    await self.redis.rename(key, aside)
+                except redis_errors.ResponseError:
+                    continue  # another replica moved it a moment ago
+                log.error(
+                    "a value of another Redis type was under one of tocsin's keys; moved aside",
+                    key=key,
+                    found=found,
+                    expected=kind,
+                    moved_to=aside,
+                )
+        self._foreign = False
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -199,7 +288,9 @@ class RedisStore:
             return []
         horizon = (utcnow() - timedelta(days=HISTORY_DAYS)).timestamp()
         event_slots: list[int] = []
-        with unavailable_as_error():
+        changed = [u.state.key for u in updates if u.status_changed]
+        await self._heal(*((self.keys.history(key), "zset") for key in changed))
+        with self._guard():
             async with self.redis.pipeline(transaction=True) as pipe:
                 for update in updates:
                     state = update.state
@@ -221,7 +312,8 @@ class RedisStore:
         return [str(results[slot]) for slot in event_slots]
 
     async def append(self, event: Event) -> str:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             entry_id = await self.redis.xadd(
                 self.keys.events,
                 {"event": event.to_json()},
@@ -231,41 +323,64 @@ class RedisStore:
         return str(entry_id)
 
     async def states(self) -> dict[str, ComponentState]:
-        with unavailable_as_error():
+        raw: dict[Any, Any] = {}
+        with unavailable_as_error(), other_type_ignored("state hash", self.keys.state):
             raw = await self.redis.hgetall(self.keys.state)
         states = {}
         for key, value in raw.items():
-            try:
-                states[_text(key)] = ComponentState.model_validate_json(value)
-            except ValueError:
-                continue  # a foreign or older entry: ignored rather than fatal
+            state = decode_state(f"{self.keys.state} {_text(key)}", value)
+            if state is not None:  # a foreign or older entry: ignored rather than fatal
+                states[_text(key)] = state
         return states
 
     async def history(self, key: str, since: datetime) -> list[tuple[datetime, Status]]:
-        with unavailable_as_error():
-            members = await self.redis.zrangebyscore(
-                self.keys.history(key), since.timestamp(), "+inf"
-            )
+        where = self.keys.history(key)
+        members: list[Any] = []
+        with unavailable_as_error(), other_type_ignored("history", where):
+            members = await self.redis.zrangebyscore(where, since.timestamp(), "+inf")
         changes = []
         for member in members:
             stamp, _, status = _text(member).partition("|")
             try:
                 changes.append((datetime.fromtimestamp(float(stamp), UTC), Status(status)))
-            except ValueError:
-                continue
+            except (ValueError, OverflowError, OSError) as exc:  # nan, 1e400, year 10000
+                drop("history entry", where, member, f"{type(exc).__name__}: {exc}")
         return changes
 
     async def recent_events(self, count: int = 50) -> list[Event]:
-        with unavailable_as_error():
+        entries: Any = []
+        with unavailable_as_error(), other_type_ignored("event stream", self.keys.events):
             entries = await self.redis.xrevrange(self.keys.events, count=count)
-        return [e.event for e in _entries(entries) if e.event is not None]
+        events = []
+        for entry in _entries(entries):
+            if entry.event is None:
+                drop("stream entry", entry.id, entry.error, entry.error or "unreadable")
+            else:
+                events.append(entry.event)
+        return events
 
     # consumer groups -----------------------------------------------------------------
 
     async def ensure_group(self, group: str) -> None:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             try:
                 await self.redis.xgroup_create(self.keys.events, group, id="$", mkstream=True)
+            except redis_errors.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def _recreate_group(self, group: str) -> None:
+        """The group vanished with its stream (a flushed Redis, a foreign value moved aside):
+        made again :data:`REGROUP_BACK` back by Redis's clock, not at the end, so the events
+        written since (the watcher's next ones) are delivered; sent marks dedupe the rest."""
+        with self._guard():
+            seconds, micros = await self.redis.time()
+            start = int(seconds) * 1000 + int(micros) // 1000 - int(REGROUP_BACK * 1000)
+            try:
+                await self.redis.xgroup_create(
+                    self.keys.events, group, id=f"{max(0, start)}-0", mkstream=True
+                )
             except redis_errors.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -282,22 +397,25 @@ class RedisStore:
     async def _read(
         self, group: str, consumer: str, start: str, count: int, block: int | None
     ) -> list[StreamEntry]:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             try:
                 reply = await self.redis.xreadgroup(
                     group, consumer, {self.keys.events: start}, count=count, block=block
                 )
             except redis_errors.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # the stream was deleted (a flushed Redis), before the read or while it waited
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
-                await self.ensure_group(group)  # the stream was deleted (e.g. a flushed Redis)
+                await self._recreate_group(group)
                 return []
         return [entry for _, entries in cast(Any, reply) or [] for entry in _entries(entries)]
 
     async def claim_stale(
         self, group: str, consumer: str, min_idle_ms: int, count: int
     ) -> list[StreamEntry]:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             try:
                 reply = await self.redis.xautoclaim(
                     self.keys.events, group, consumer, min_idle_ms, start_id="0-0", count=count
@@ -310,7 +428,8 @@ class RedisStore:
         return [StreamEntry(e.id, e.event, e.error, deliveries=2) for e in _entries(claimed)]
 
     async def pending_before(self, group: str, entry_id: str, count: int) -> list[StreamEntry]:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             try:
                 pending = await self.redis.xpending_range(
                     self.keys.events, group, min="-", max=entry_id, count=count
@@ -336,7 +455,7 @@ class RedisStore:
             )
 
     async def ack(self, group: str, entry_id: str) -> None:
-        with unavailable_as_error():
+        with self._guard():
             await self.redis.xack(self.keys.events, group, entry_id)
 
     # delivery bookkeeping -------------------------------------------------------------
@@ -346,38 +465,46 @@ class RedisStore:
             await self.redis.set(self.keys.sent(event_id, target), receipt, ex=SENT_TTL)
 
     async def sent(self, event_id: str, target: str) -> str | None:
-        with unavailable_as_error():
-            return _maybe_text(await self.redis.get(self.keys.sent(event_id, target)))
+        key = self.keys.sent(event_id, target)
+        raw = None
+        with unavailable_as_error(), other_type_ignored("sent mark", key):
+            raw = await self.redis.get(key)
+        return _maybe_text(raw)
 
     async def get_thread(self, episode: str, target: str) -> dict[str, Any] | None:
-        with unavailable_as_error():
-            raw = await self.redis.get(self.keys.thread(episode, target))
-        if raw is None:
-            return None
-        loaded = json.loads(raw)
-        return loaded if isinstance(loaded, dict) else None
+        key = self.keys.thread(episode, target)
+        raw = None
+        with unavailable_as_error(), other_type_ignored("thread", key):
+            raw = await self.redis.get(key)
+        return read_thread(key, raw)
 
     async def set_thread(self, episode: str, target: str, ref: dict[str, Any]) -> None:
         with unavailable_as_error():
             await self.redis.set(self.keys.thread(episode, target), json.dumps(ref), ex=THREAD_TTL)
 
     async def dead_letter(self, record: dict[str, Any]) -> None:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.lpush(self.keys.dead, json.dumps(record, default=str))
                 pipe.ltrim(self.keys.dead, 0, DEAD_LETTERS_KEPT - 1)
                 await pipe.execute()
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
-        with unavailable_as_error():
+        raw: list[Any] = []
+        with unavailable_as_error(), other_type_ignored("dead letters", self.keys.dead):
             raw = await self.redis.lrange(self.keys.dead, 0, count - 1)
-        return [json.loads(item) for item in raw]
+        records = (read_record("dead letter", self.keys.dead, item) for item in raw)
+        return [record for record in records if record is not None]
 
     # values and leases --------------------------------------------------------------------
 
     async def get_value(self, name: str) -> str | None:
-        with unavailable_as_error():
-            return _maybe_text(await self.redis.get(self.keys.kv(name)))
+        key = self.keys.kv(name)
+        raw = None
+        with unavailable_as_error(), other_type_ignored("value", key):
+            raw = await self.redis.get(key)
+        return _maybe_text(raw)
 
     async def set_value(self, name: str, value: str, ttl: float | None = None) -> None:
         with unavailable_as_error():
@@ -400,10 +527,30 @@ class RedisStore:
         with unavailable_as_error():
             return _maybe_text(await self.redis.get(self.keys.lease(name)))
 
+    # presence records -----------------------------------------------------------------------
+
+    async def presence(self, instance: str) -> str | None:
+        with unavailable_as_error():
+            return _maybe_text(await self.redis.get(self.keys.presence(instance)))
+
+    async def claim_presence(
+        self, instance: str, record: str, ttl: float, *, replacing: str | None
+    ) -> bool:
+        mode, expected = ("absent", "") if replacing is None else ("equal", replacing)
+        key = self.keys.presence(instance)
+        with unavailable_as_error():
+            won = await self.redis.eval(_CLAIM, 1, key, record, int(ttl * 1000), mode, expected)
+        return bool(won)
+
+    async def release_presence(self, instance: str, record: str) -> None:
+        with unavailable_as_error():
+            await self.redis.eval(_RELEASE, 1, self.keys.presence(instance), record)
+
     # poll requests ----------------------------------------------------------------------------
 
     async def request_poll(self, provider: str) -> None:
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(self.keys.polls, provider)
                 pipe.ltrim(self.keys.polls, -POLL_REQUESTS_KEPT, -1)
@@ -411,7 +558,8 @@ class RedisStore:
 
     async def take_poll_requests(self) -> list[str]:
         """LRANGE and DEL in one MULTI: a request pushed meanwhile is either taken or kept."""
-        with unavailable_as_error():
+        await self._heal()
+        with self._guard():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.lrange(self.keys.polls, 0, -1)
                 pipe.delete(self.keys.polls)

@@ -12,8 +12,9 @@ from bot.answers import Answers
 from bot.logs import get_logger
 from bot.notify import Route, Target
 from config.schema import DiscordConfig, TocsinConfig
+from config.targets import WEBHOOK_PATH
 from handlers.discord.bot import DiscordBot
-from handlers.discord.notifier import WEBHOOK_PATH, BotNotifier, WebhookNotifier
+from handlers.discord.notifier import BotNotifier, WebhookNotifier
 
 log = get_logger("tocsin.discord")
 

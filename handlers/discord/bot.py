@@ -17,7 +17,7 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from bot.answers import Answers
+from bot.answers import Answer, Answers
 from bot.logs import get_logger
 from bot.server import Handler
 from config.schema import TocsinConfig
@@ -27,6 +27,16 @@ log = get_logger("tocsin.discord")
 
 AUTOCOMPLETE_MAX = 25  # Discord shows at most 25 choices
 DISCORD_API = "https://discord.com/api/v10"
+
+
+async def _answer(interaction: discord.Interaction, answer: Answer) -> None:
+    """The answer, only to the asker; it echoes what they typed (escaped by the renderer),
+    and it pings nobody whatever that was."""
+    await interaction.response.send_message(
+        embeds=answer_embeds(answer),
+        ephemeral=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
 
 
 class DiscordBot:
@@ -55,7 +65,7 @@ class DiscordBot:
         @app_commands.describe(provider="A provider id, e.g. anthropic (leave out for all)")
         async def status(interaction: discord.Interaction, provider: str | None = None) -> None:
             answer = await answers.status(provider or "")
-            await interaction.response.send_message(embeds=answer_embeds(answer), ephemeral=True)
+            await _answer(interaction, answer)
 
         @app_commands.command(
             name="fallback", description="Healthy alternatives to a provider, best first"
@@ -63,7 +73,7 @@ class DiscordBot:
         @app_commands.describe(provider="A provider id (leave out for every provider in trouble)")
         async def fallback(interaction: discord.Interaction, provider: str | None = None) -> None:
             answer = await answers.fallback(provider or "")
-            await interaction.response.send_message(embeds=answer_embeds(answer), ephemeral=True)
+            await _answer(interaction, answer)
 
         async def complete(
             interaction: discord.Interaction, current: str

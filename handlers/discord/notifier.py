@@ -11,16 +11,21 @@ reply or read a channel: updates are follow-up messages. A crash in the instant 
 Discord taking a webhook message and tocsin recording it can therefore repeat that one
 notice: Discord offers webhooks no idempotency key and no way to look.
 
+Nothing from outside reaches ``content`` (it is only tocsin's own ``@here``/``@everyone``;
+the notice is in the embed, escaped by ``handlers.discord.render``), and every send and edit
+carries ``allowed_mentions``: the configured mention's kind when there is one, nothing else.
+
 Rate limits are discord.py's own handling (it reads ``X-RateLimit-*`` and ``retry_after``);
 what it gives up on comes back here as retryable, and Discord's permanent errors (unknown
-channel, missing access, deleted webhook) are dead-lettered by the dispatcher.
+channel, missing access, deleted webhook) are dead-lettered by the dispatcher; an Invalid Form
+Body (50035: Discord refuses what the message says) is a :class:`~bot.notify.ContentRejected`,
+sent once more without the notice's optional parts before it counts as permanent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +34,17 @@ import discord
 
 from bot.logs import get_logger
 from bot.models import Status
-from bot.notify import Delivery, Intent, PermanentError, Receipt, RetryableError, Target
+from bot.notify import (
+    ContentRejected,
+    Delivery,
+    Intent,
+    PermanentError,
+    Receipt,
+    RetryableError,
+    Target,
+)
+from bot.outside import one_line
+from config.targets import WEBHOOK_PATH
 from handlers.discord.render import event_in_footer, notice_embed
 
 log = get_logger("tocsin.discord")
@@ -43,12 +58,18 @@ PERMANENT_CODES = frozenset(
         50001,  # missing access
         50013,  # missing permissions
         50027,  # invalid webhook token
-        50035,  # invalid form body
         50083,  # thread is archived
     }
 )
+#: Discord's "Invalid Form Body": the request's content is refused (an embed url Discord will
+#: not take, a field too long), not its target: delivered again without its optional parts.
+INVALID_FORM_BODY = 50035
+#: The mentions a target can be configured with, and the kind Discord files them under
+#: (allowed mentions: ``parse: ["everyone"]`` covers ``@everyone`` and ``@here``).
+MENTIONS = frozenset({"here", "everyone"})
+NO_MENTIONS = discord.AllowedMentions.none()
+THREAD_NAME_MAX = 100
 THREAD_ALREADY_EXISTS = 160004
-WEBHOOK_PATH = re.compile(r"/webhooks/(?P<id>\d{17,20})/(?P<token>[\w.\-]+)")
 HISTORY_LIMIT = 50
 
 
@@ -64,6 +85,8 @@ def classify(exc: Exception, what: str) -> Exception:
         detail = f"{what}: HTTP {status} (code {code}): {exc.text or exc}"
         if status == 429 or status >= 500:
             return RetryableError(detail, retry_after=_retry_after(exc))
+        if code == INVALID_FORM_BODY:
+            return ContentRejected(detail)
         if code in PERMANENT_CODES or status in (400, 401, 403, 404):
             return PermanentError(detail)
         return RetryableError(detail)
@@ -96,7 +119,7 @@ async def _call(coro: Any, what: str) -> Any:
 def _mention(options: Mapping[str, Any], delivery: Delivery) -> str | None:
     """``@here``/``@everyone`` on the notice that crosses the target's threshold."""
     mention = options.get("mention", "none")
-    if mention == "none" or delivery.intent in (Intent.RESOLVE, Intent.NOTICE):
+    if mention not in MENTIONS or delivery.intent in (Intent.RESOLVE, Intent.NOTICE):
         return None
     threshold = Status(options.get("mention_min_status", Status.MAJOR_OUTAGE))
     event = delivery.event
@@ -110,7 +133,11 @@ def _mention(options: Mapping[str, Any], delivery: Delivery) -> str | None:
 
 
 def _mentions(content: str | None) -> discord.AllowedMentions:
-    return discord.AllowedMentions(everyone=bool(content), users=False, roles=False)
+    """Who may be pinged: with tocsin's own mention in ``content``, its kind (``everyone``,
+    which is also ``@here``'s); never a user, a role or the author of a replied-to message."""
+    return discord.AllowedMentions(
+        everyone=content is not None, users=False, roles=False, replied_user=False
+    )
 
 
 class BotNotifier:
@@ -203,7 +230,7 @@ class BotNotifier:
     ) -> int | None:
         """A thread on the episode's first message, for its updates (its id is the
         message's); ``None`` where threads are not allowed: updates are replies then."""
-        name = delivery.notice.title[:100]
+        name = one_line(delivery.notice.title, THREAD_NAME_MAX) or "tocsin"
         try:
             # the HTTP call itself: a partial message lacks the guild the high-level API wants
             await client.http.start_thread_with_message(
@@ -229,7 +256,9 @@ class BotNotifier:
             return
         embed = notice_embed(delivery.root, Intent.OPEN, delivery.event.id)
         partial = client.get_partial_messageable(channel_id).get_partial_message(root)
-        await _call(partial.edit(embed=embed), f"discord message {root}")
+        await _call(
+            partial.edit(embed=embed, allowed_mentions=NO_MENTIONS), f"discord message {root}"
+        )
 
     async def find_sent(self, target: Target, delivery: Delivery) -> Receipt | None:
         """Our message for this event, by the event id in its embed footer; what a found
@@ -323,7 +352,9 @@ class WebhookNotifier:
             self._replied[key] = int(follow.id)
         if delivery.root is not None:
             root_embed = notice_embed(delivery.root, Intent.OPEN, delivery.event.id)
-            await _call(webhook.edit_message(root, embed=root_embed), what)
+            await _call(
+                webhook.edit_message(root, embed=root_embed, allowed_mentions=NO_MENTIONS), what
+            )
         reply = self._replied.pop(key)
         return Receipt({"message": str(root), "reply": str(reply)})
 

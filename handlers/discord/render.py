@@ -4,10 +4,18 @@ Discord's documented limits (discord.com/developers/docs/resources/message#embed
 embed-limits): title ≤ 256, description ≤ 4096, ≤ 25 fields (name ≤ 256, value ≤ 1024),
 footer ≤ 2048, author ≤ 256, and all embeds of a message together ≤ 6000 characters;
 ``content`` ≤ 2000. Everything is clipped here.
+
+Every string from outside (a status page's titles and names, a probe's detail, what a user
+typed, the config, the store) is escaped for Discord's markdown (:func:`escape`): no emphasis,
+code, quote, masked link ``[text](url)``, bare link, ``<@id>``/``<@&id>`` or ``@everyone`` comes
+out of it. An embed's ``url`` and a masked link are built only for an http(s) URL. Embeds
+never ping; the message's ``content`` carries nothing but tocsin's own configured mention, and
+every send and edit says which mention may ping (see ``handlers.discord.notifier``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import discord
@@ -25,6 +33,7 @@ from bot.answers import (
 from bot.models import Status, utcnow
 from bot.notices import EMOJI, FallbackOption, Notice
 from bot.notify import Intent
+from bot.outside import clip, safe_url
 from bot.queries import ProviderRow
 
 TITLE_MAX = 256
@@ -49,8 +58,50 @@ OTHER_COLOR = 0x8250DF
 FOOTER_PREFIX = "tocsin · "
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+#: What Discord's markdown gives meaning to: the escape itself, emphasis, code, spoilers, masked
+#: links (``[text](url)``), ``<...>`` (mentions, channels, timestamps, emoji, links), quotes;
+#: headings and lists at the start of a line; the ``://`` of a bare link. A backslash before
+#: any of these shows the character itself.
+_MARKUP = re.compile(r"[\\*_~`|\[\]<>]|^\s*[#\-]|:(?=//)", re.MULTILINE)
+
+
+def escape(text: str) -> str:
+    """Text from outside as literal Discord text: markdown escaped, mentions broken (with
+    discord.py's ``escape_mentions``: ``@everyone``, ``@here``, ``<@id>``, ``<@&id>``)."""
+    escaped = _MARKUP.sub(lambda m: f"{m[0][:-1]}\\{m[0][-1]}", text)
+    return discord.utils.escape_mentions(escaped)
+
+
+def literal(text: str, limit: int) -> str:
+    """:func:`escape`, within ``limit`` characters: cut before escaping, so a cut never
+    leaves half an escape behind."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    fits, over = 0, len(text)  # the longest start of ``text`` that fits, by bisection
+    while over - fits > 1:
+        middle = (fits + over) // 2
+        if len(escape(text[:middle])) < limit:
+            fits = middle
+        else:
+            over = middle
+    return escape(text[:fits]) + "…"
+
+
+def code(text: str) -> str:
+    """Text for inside a code span or block, where no escape works: without the backtick
+    that would close it (an apostrophe stands in)."""
+    return text.replace("`", "'")
+
+
+def link(url: str | None, label: str, limit: int) -> str:
+    """``[label](url)`` for an http(s) URL, else the label alone (escaped either way)."""
+    text = literal(label, limit)
+    safe = safe_url(url)
+    if safe is None:
+        return text
+    target = safe.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+    return f"[{text}]({target})"
 
 
 def footer(intent: Intent, event_id: str) -> str:
@@ -72,20 +123,22 @@ def event_in_footer(text: str | None, event_id: str) -> bool:
 def notice_embed(notice: Notice, intent: Intent, event_id: str) -> discord.Embed:
     color = OTHER_COLOR if notice.kind in ("admin", "flapping", "drill") else COLORS[notice.status]
     embed = discord.Embed(
-        title=clip(f"{notice.emoji} {notice.title}", TITLE_MAX),
-        description=clip(notice.text, DESCRIPTION_MAX) or None,
+        title=literal(f"{notice.emoji} {notice.title}", TITLE_MAX),
+        description=literal(notice.text, DESCRIPTION_MAX) or None,
         color=color,
-        url=notice.url,
+        url=safe_url(notice.url),  # Discord refuses any other scheme (50035), and so do we
         timestamp=utcnow(),
     )
     for name, value in notice.fields[: FIELDS_MAX - 1]:
         embed.add_field(
-            name=clip(name, FIELD_NAME_MAX), value=clip(value or "-", FIELD_VALUE_MAX), inline=False
+            name=literal(name, FIELD_NAME_MAX),
+            value=literal(value or "-", FIELD_VALUE_MAX),
+            inline=False,
         )
     if notice.fallbacks:
         embed.add_field(
             name="Fall back to",
-            value=clip(", ".join(_option(o) for o in notice.fallbacks), FIELD_VALUE_MAX),
+            value=literal(", ".join(_option(o) for o in notice.fallbacks), FIELD_VALUE_MAX),
             inline=False,
         )
     embed.set_footer(text=clip(footer(intent, event_id), FOOTER_MAX))
@@ -127,7 +180,8 @@ def answer_embeds(answer: Answer) -> list[discord.Embed]:
     elif isinstance(answer, UnknownProvider):
         embeds = [
             discord.Embed(
-                description=clip(f"⚠️ {answer.message}", DESCRIPTION_MAX), color=OTHER_COLOR
+                description=clip(f"⚠️ {answer.message_with(code)}", DESCRIPTION_MAX),
+                color=OTHER_COLOR,
             )
         ]
     else:
@@ -165,61 +219,70 @@ def _row_line(row: ProviderRow) -> str:
     lasted = row.outage_for(utcnow())
     since = f" for {lasted}" if lasted else ""
     incident = ""
-    if row.incident and row.incident.url:
-        incident = f" · [{clip(row.incident.title, 80)}]({row.incident.url})"
-    return f"{EMOJI[row.status]} **{row.name}** (`{row.id}`): {row.status_text}{since}{incident}"
+    if row.incident and safe_url(row.incident.url):
+        incident = f" · {link(row.incident.url, row.incident.title, 80)}"
+    return (
+        f"{EMOJI[row.status]} **{escape(row.name)}** (`{code(row.id)}`): "
+        f"{escape(row.status_text)}{since}{incident}"
+    )
 
 
 def _detail(answer: ProviderDetail) -> discord.Embed:
     row = answer.row
-    title = clip(f"{EMOJI[row.status]} {row.name}", TITLE_MAX)
-    embed = discord.Embed(title=title, color=COLORS[row.status], url=answer.status_url)
-    embed.add_field(name="Status", value=row.status_text)
+    title = literal(f"{EMOJI[row.status]} {row.name}", TITLE_MAX)
+    embed = discord.Embed(title=title, color=COLORS[row.status], url=safe_url(answer.status_url))
+    embed.add_field(name="Status", value=escape(row.status_text))
     if row.since:
         embed.add_field(name="Since", value=row.since.strftime("%H:%M UTC"))
     embed.add_field(name="Uptime (24 h)", value=percent(answer.uptime))
     if row.latency_ms is not None:
         embed.add_field(name="Probe latency", value=f"{row.latency_ms:.0f} ms")
     components = "\n".join(c.summary for c in answer.components) or "No data yet."
-    embed.add_field(name="Components", value=clip(components, FIELD_VALUE_MAX), inline=False)
+    embed.add_field(name="Components", value=literal(components, FIELD_VALUE_MAX), inline=False)
     if row.incident:
         incident = row.incident
-        text = f"[{clip(incident.title, 200)}]({incident.url})" if incident.url else incident.title
+        text = link(incident.url, incident.title, 200)
         if incident.update:
-            text += f" ({incident.status})\n> {clip(' '.join(incident.update.split()), 700)}"
-        embed.add_field(name="Incident", value=clip(text, FIELD_VALUE_MAX), inline=False)
+            update = " ".join(incident.update.split())
+            text += f" ({literal(incident.status, 40)})\n> {literal(update, 700)}"
+        embed.add_field(name="Incident", value=clip(text or "-", FIELD_VALUE_MAX), inline=False)
     if answer.fallbacks:
         listed = ", ".join(_option(o) for o in answer.fallbacks)
-        embed.add_field(name="Fallbacks", value=clip(listed, FIELD_VALUE_MAX), inline=False)
+        embed.add_field(name="Fallbacks", value=literal(listed, FIELD_VALUE_MAX), inline=False)
     return embed
 
 
 def _fallback(answer: FallbackAnswer) -> discord.Embed:
     row = answer.row
     embed = discord.Embed(
-        title=clip(f"Fallbacks for {row.name}", TITLE_MAX),
-        description=f"{EMOJI[row.status]} {row.name} is {row.status_text}.",
+        title=literal(f"Fallbacks for {row.name}", TITLE_MAX),
+        description=f"{EMOJI[row.status]} {escape(row.name)} is {escape(row.status_text)}.",
         color=COLORS[answer.best.status] if answer.best else COLORS[row.status],
     )
     if not answer.options:
-        embed.description = f"No fallback group is configured for `{row.id}` (set `fallbacks`)."
+        embed.description = (
+            f"No fallback group is configured for `{code(row.id)}` (set `fallbacks`)."
+        )
         return embed
     lines = [
-        f"{rank}. {EMOJI[o.status]} **{o.name}** (`{o.provider}`): {o.facts}"
+        f"{rank}. {EMOJI[o.status]} **{escape(o.name)}** (`{code(o.provider)}`): {escape(o.facts)}"
         for rank, o in enumerate(answer.options, 1)
     ]
     embed.add_field(name="Best first", value=clip("\n".join(lines), FIELD_VALUE_MAX), inline=False)
     if answer.litellm:
-        snippet = f"```py\n{answer.litellm}\n```"
-        embed.add_field(name="LiteLLM", value=clip(snippet, FIELD_VALUE_MAX), inline=False)
+        embed.add_field(name="LiteLLM", value=_snippet(answer.litellm, "py"), inline=False)
     if answer.openrouter:
-        snippet = f"```json\n{answer.openrouter}\n```"
-        embed.add_field(name="OpenRouter", value=clip(snippet, FIELD_VALUE_MAX), inline=False)
+        embed.add_field(name="OpenRouter", value=_snippet(answer.openrouter, "json"), inline=False)
     return embed
 
 
+def _snippet(text: str, language: str) -> str:
+    """A code block the snippet cannot close, within a field's limit."""
+    return f"```{language}\n{clip(code(text), FIELD_VALUE_MAX - 20)}\n```"
+
+
 def _help(answer: Help) -> discord.Embed:
-    lines = [f"`{command}`: {what}" for command, what in answer.commands]
+    lines = [f"`{code(command)}`: {escape(what)}" for command, what in answer.commands]
     embed = discord.Embed(title="tocsin commands", description=_lines(lines), color=OTHER_COLOR)
     embed.set_footer(text=clip("Providers: " + (", ".join(answer.providers) or "none"), FOOTER_MAX))
     return embed

@@ -70,4 +70,4 @@ def commands(config: TocsinConfig, answers: Answers) -> SlackCommands | None:
         )
         return None
     client = make_client(slack.api_url, None)  # the token comes with each request's context
-    return SlackCommands(build_app(answers, client, token, secret), app_token)
+    return SlackCommands(build_app(answers, client, token, secret), app_token, secret)

@@ -9,7 +9,10 @@ is posted again.
 Retries are the dispatcher's (one policy, Retry-After honoured, for every platform), so the
 SDK's own retry handlers are switched off: nested retries would hide failures and hold a
 channel's queue twice as long. Errors are classified here: 429 and 5xx and network errors
-retry; a channel that does not exist or a token that is revoked will not get better by retrying.
+retry; a channel that does not exist or a token that is revoked will not get better by retrying;
+a message Slack refuses for what it says (``invalid_blocks``, ``msg_too_long``...) is a
+:class:`~bot.notify.ContentRejected`, which the dispatcher sends once more without its optional
+parts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.logs import get_logger
 from bot.models import Status
 from bot.notify import (
+    ContentRejected,
     Delivery,
     Intent,
     PermanentError,
@@ -32,6 +36,7 @@ from bot.notify import (
     RetryableError,
     Target,
 )
+from bot.outside import one_line
 from handlers.slack.render import METADATA_TYPE, notice_message
 
 log = get_logger("tocsin.slack")
@@ -52,15 +57,24 @@ PERMANENT = frozenset(
         "restricted_action",
         "ekm_access_denied",
         "team_access_not_granted",
-        "invalid_blocks",
-        "invalid_arguments",
-        "invalid_metadata_format",
-        "msg_too_long",
         "no_text",
         "thread_not_found",
         "message_not_found",
         "cant_update_message",
         "edit_window_closed",
+    }
+)
+#: Slack errors that refuse what a message says (a block, an attachment, its length), not
+#: where it goes: the dispatcher sends the notice once more without its optional parts.
+REFUSED_CONTENT = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_attachments",
+        "too_many_attachments",
+        "invalid_arguments",
+        "invalid_metadata_format",
+        "msg_too_long",
     }
 )
 #: Slack errors that say "not now".
@@ -184,9 +198,20 @@ def classify(exc: SlackApiError, method: str, channel: object) -> Exception:
         return RetryableError(f"{where}: rate limited", retry_after=retry_after)
     if status >= 500 or error in TRANSIENT:
         return RetryableError(f"{where}: {error or f'HTTP {status}'}")
+    if error in REFUSED_CONTENT:
+        return ContentRejected(f"{where}: {error}{_problems(response)}")
     if error in PERMANENT:
         return PermanentError(f"{where}: {error}")
     return PermanentError(f"{where}: {error or f'HTTP {status}'}")
+
+
+def _problems(response: Any) -> str:
+    """What Slack said was wrong (``response_metadata.messages``), for the log line."""
+    metadata = response.get("response_metadata") if response is not None else None
+    messages = metadata.get("messages") if isinstance(metadata, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return ""
+    return " (" + "; ".join(one_line(m, 200) for m in messages[:3]) + ")"
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float | None:

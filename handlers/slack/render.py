@@ -5,11 +5,21 @@ plain text ≤ 150 characters, a section's text ≤ 3000, at most 10 fields of �
 10 context elements; a message's top-level ``text`` (the notification and fallback) should stay
 well under 40,000 (we keep it under 3000). Every piece is clipped here, so no provider payload,
 however long, makes Slack refuse a notice.
+
+Every string from outside (a status page's titles and names, a probe's detail, what a user
+typed, the config, the store) is escaped for mrkdwn (``&``, ``<``, ``>``: Slack's control
+characters, docs.slack.dev/messaging/formatting-message-text#escaping) in every field: the
+top-level ``text``, the attachment's ``fallback``, sections, fields, context. mrkdwn objects are
+``verbatim`` (Slack links no bare URL or channel name and parses no mention in them), messages
+go with ``parse: none`` and ``link_names: false``, and a link is built only for an http(s) URL.
+The only live mention is tocsin's own: the channel's configured ``<!here>``/``<!channel>``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +36,7 @@ from bot.answers import (
 from bot.models import Status, utcnow
 from bot.notices import EMOJI, FallbackOption, Notice
 from bot.notify import Intent
+from bot.outside import clip, safe_url
 from bot.queries import ProviderRow
 
 HEADER_MAX = 150
@@ -46,24 +57,42 @@ COLORS = {
 }
 OTHER_COLOR = "#8250df"  # admin notices, flapping, drills
 METADATA_TYPE = "tocsin_notice"
+#: The mentions a channel can be configured with (``slack.channels[].mention``).
+MENTIONS = frozenset({"here", "channel"})
+#: How a message is sent: Slack turns nothing in its text into a link or a mention
+#: (docs.slack.dev/reference/methods/chat.postMessage, ``parse`` and ``link_names``).
+SEND_AS = {"parse": "none", "link_names": False}
+
+#: ``@channel``, ``@here``, ``@everyone`` as plain words (docs.slack.dev/messaging/
+#: formatting-message-text#automatic-parsing).
+_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 
 Message = dict[str, Any]
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def escape(text: str) -> str:
-    """mrkdwn treats &, < and > as control characters (links, mentions)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text from outside as literal mrkdwn: &, < and > are Slack's control characters (links,
+    mentions, ``<!channel>``), so they go as HTML entities; and a plain ``@channel``, which
+    Slack's automatic parsing would make a mention where ``parse: none`` cannot be asked for
+    (a command's answer), gets a zero-width space after its ``@``."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub("@\u200b\\1", escaped)
+
+
+def code(text: str) -> str:
+    """Text for inside a code span or block: escaped, and with no backtick that could close it
+    (mrkdwn has no escape for one: an apostrophe stands in)."""
+    return escape(text).replace("`", "'")
 
 
 def link(url: str | None, label: str | None) -> str:
-    if not url:
+    """``<url|label>`` for an http(s) URL; anything else (``javascript:``...) is no link, only
+    its escaped label."""
+    safe = safe_url(url)
+    if safe is None:
         return escape(label or "")
-    safe = url.replace(">", "%3E").replace("|", "%7C")
-    return f"<{safe}|{escape(label or url)}>"
+    target = escape(safe).replace("|", "%7C")
+    return f"<{target}|{escape(label or safe)}>"
 
 
 # ------------------------------------------------------------------------- notices
@@ -74,7 +103,8 @@ def notice_message(
 ) -> Message:
     """``chat.postMessage``/``chat.update`` arguments for a notice: a colour bar by severity,
     Block Kit inside, a plain-text fallback (with the mention, which is what notifies)."""
-    prefix = f"<!{mention}> " if mention else ""
+    notice = replace(notice, url=safe_url(notice.url))  # a link only where it may be one
+    prefix = f"<!{mention}> " if mention in MENTIONS else ""
     blocks: list[dict[str, Any]] = [_header(f"{notice.emoji} {notice.title}")]
     if notice.text or prefix:
         blocks.append(_section(prefix + escape(notice.text)))
@@ -95,21 +125,25 @@ def notice_message(
     context = []
     if notice.url:
         context.append(_mrkdwn(link(notice.url, notice.url_label or "Status page")))
-    context.append(_mrkdwn(f"tocsin · {_intent_label(intent)} · event `{notice.event_id[:12]}`"))
+    context.append(
+        _mrkdwn(f"tocsin · {_intent_label(intent)} · event `{code(notice.event_id[:12])}`")
+    )
     blocks.append({"type": "context", "elements": context[:CONTEXT_MAX]})
     color = (
         COLORS[notice.status] if notice.kind not in ("admin", "flapping", "drill") else OTHER_COLOR
     )
+    plain = escape(notice.plain)
     return {
-        "text": clip(prefix + notice.plain, TEXT_MAX),
+        "text": clip(prefix + plain, TEXT_MAX),
         "attachments": [
             {
                 "color": color,
                 "blocks": blocks[:BLOCKS_MAX],
-                "fallback": clip(notice.plain, TEXT_MAX),
+                "fallback": clip(plain, TEXT_MAX),
             }
         ],
         "metadata": notice_metadata(event_id or notice.event_id, intent),
+        **SEND_AS,
     }
 
 
@@ -148,7 +182,7 @@ def answer_message(answer: Answer) -> Message:
     elif isinstance(answer, TroubleFallbacks):
         blocks = _trouble(answer)
     elif isinstance(answer, UnknownProvider):
-        blocks = [_section(f":warning: {answer.message}")]
+        blocks = [_section(f":warning: {answer.message_with(code)}")]
     else:
         blocks = _help(answer)
     return {
@@ -180,7 +214,8 @@ def _row_line(row: ProviderRow) -> str:
     since = f" for {lasted}" if lasted else ""
     incident = f" · {link(row.incident.url, row.incident.title)}" if row.incident else ""
     return (
-        f"{EMOJI[row.status]} *{escape(row.name)}* (`{row.id}`): {row.status_text}{since}{incident}"
+        f"{EMOJI[row.status]} *{escape(row.name)}* (`{code(row.id)}`): "
+        f"{escape(row.status_text)}{since}{incident}"
     )
 
 
@@ -194,7 +229,7 @@ def _detail(answer: ProviderDetail) -> list[dict[str, Any]]:
         fields.append(("Probe latency", f"{row.latency_ms:.0f} ms"))
     blocks: list[dict[str, Any]] = [
         _header(f"{EMOJI[row.status]} {row.name}"),
-        {"type": "section", "fields": [_mrkdwn(f"*{n}*\n{escape(v)}") for n, v in fields]},
+        {"type": "section", "fields": [_mrkdwn(f"*{escape(n)}*\n{escape(v)}") for n, v in fields]},
     ]
     lines = [
         escape(c.summary) + (f" · _{escape(clip(c.state.detail, 200))}_" if c.state.detail else "")
@@ -218,23 +253,24 @@ def _fallback(answer: FallbackAnswer) -> list[dict[str, Any]]:
     row = answer.row
     blocks = [
         _header(f"Fallbacks for {row.name}"),
-        _section(f"{EMOJI[row.status]} {escape(row.name)} is {row.status_text}."),
+        _section(f"{EMOJI[row.status]} {escape(row.name)} is {escape(row.status_text)}."),
     ]
     if not answer.options:
         blocks.append(
-            _section(f"No fallback group is configured for `{row.id}` (set `fallbacks`).")
+            _section(f"No fallback group is configured for `{code(row.id)}` (set `fallbacks`).")
         )
         return blocks
     blocks += _sections(
         [
-            f"{rank}. {EMOJI[o.status]} *{escape(o.name)}* (`{o.provider}`): {escape(o.facts)}"
+            f"{rank}. {EMOJI[o.status]} *{escape(o.name)}* (`{code(o.provider)}`): "
+            f"{escape(o.facts)}"
             for rank, o in enumerate(answer.options, 1)
         ]
     )
     if answer.litellm:
-        blocks.append(_section(f"*LiteLLM*\n```{answer.litellm}```"))
+        blocks.append(_section(f"*LiteLLM*\n```{code(answer.litellm)}```"))
     if answer.openrouter:
-        blocks.append(_section(f"*OpenRouter*\n```{answer.openrouter}```"))
+        blocks.append(_section(f"*OpenRouter*\n```{code(answer.openrouter)}```"))
     return blocks
 
 
@@ -253,8 +289,8 @@ def _trouble(answer: TroubleFallbacks) -> list[dict[str, Any]]:
 
 
 def _help(answer: Help) -> list[dict[str, Any]]:
-    lines = [f"`{command}`: {escape(what)}" for command, what in answer.commands]
-    providers = ", ".join(f"`{p}`" for p in answer.providers) or "none"
+    lines = [f"`{code(command)}`: {escape(what)}" for command, what in answer.commands]
+    providers = ", ".join(f"`{code(p)}`" for p in answer.providers) or "none"
     return [_header("tocsin commands"), *_sections(lines), _context(f"Providers: {providers}")]
 
 
@@ -268,8 +304,11 @@ def _header(text: str) -> dict[str, Any]:
     }
 
 
-def _mrkdwn(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text}
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object Slack takes as written: no bare URL, channel name or mention is
+    turned into a link (``verbatim``, docs.slack.dev/reference/block-kit/composition-objects/
+    text-object); only the markup built here (``<url|label>``, ``<!here>``) is live."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -296,14 +335,21 @@ def _sections(lines: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _plain(blocks: Sequence[dict[str, Any]]) -> str:
+    """The blocks' text as the message's top-level ``text`` (mrkdwn): the headers' plain
+    text is escaped on the way, the rest already is."""
     parts = []
     for block in blocks:
         text = block.get("text")
         if isinstance(text, dict):
-            parts.append(str(text.get("text", "")))
+            parts.append(_as_mrkdwn(text))
         for element in block.get("fields", []) + block.get("elements", []):
-            parts.append(str(element.get("text", "")))
+            parts.append(_as_mrkdwn(element))
     return "\n".join(p for p in parts if p)
+
+
+def _as_mrkdwn(text: dict[str, Any]) -> str:
+    raw = str(text.get("text", ""))
+    return escape(raw) if text.get("type") == "plain_text" else raw
 
 
 def _clock(at: datetime) -> str:

@@ -2,16 +2,19 @@
 
 Routes are set per test and can be switched mid-test (outage → update → recovery). Each
 route serves a body (a shared fixture, by name, or any bytes) or a misbehaviour: hang forever,
-a 50 MB body, a redirect to a login page, an HTML error page. ETag/If-None-Match is honoured
-so conditional GETs are exercised for real.
+a 50 MB body, a redirect to a login page, an HTML error page, a compressed body or a gzip
+bomb. ETag/If-None-Match is honoured so conditional GETs are exercised for real.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import hashlib
 import json
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,18 @@ def fixture_bytes(name: str) -> bytes:
 
 def fixture_json(name: str) -> Any:
     return json.loads(fixture_bytes(name))
+
+
+@functools.cache
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzip-compressed a mebibyte at a time (never all in memory)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    parts = [
+        packer.compress(zeros[: min(len(zeros), size - done)])
+        for done in range(0, size, len(zeros))
+    ]
+    return b"".join(parts) + packer.flush()
 
 
 @dataclass
@@ -147,6 +162,25 @@ class FakeStatusServer:
             return response
 
         self.routes[path] = Route(behaviour=huge)
+
+    def set_encoded(self, path: str, body: bytes, encoding: str, **kwargs: Any) -> None:
+        """Serve ``body`` compressed: ``gzip``, ``deflate`` (zlib) or ``raw-deflate`` (what
+        many servers send as ``Content-Encoding: deflate``)."""
+        if encoding == "gzip":
+            packed = gzip.compress(body)
+        elif encoding == "deflate":
+            packed = zlib.compress(body)
+        else:
+            packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            packed, encoding = packer.compress(body) + packer.flush(), "deflate"
+        headers = {**kwargs.pop("headers", {}), "Content-Encoding": encoding}
+        self.set_bytes(path, packed, headers=headers, **kwargs)
+
+    def set_gzip_bomb(self, path: str, size: int = 200 * 1024 * 1024) -> None:
+        """A gzip body of ``size`` zero bytes: about a thousandth of that on the wire."""
+        self.set_bytes(
+            path, gzip_bomb(size), headers={"Content-Encoding": "gzip"}, content_type="text/plain"
+        )
 
     def set_redirect(self, path: str, to: str = "/login", status: int = 302) -> None:
         self.routes[path] = Route(status=status, headers={"Location": to})
