@@ -27,10 +27,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.figures import machine, pct
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.logs import configure
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
-from bot.notify import Target
+from bot.notice_context import NoticeContext
+from bot.notifier import Target
 from bot.store import MemoryStore, RedisStore, Store
 from config.catalog import load_catalog
 from config.loader import build_config

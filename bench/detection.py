@@ -33,7 +33,7 @@ from bench.figures import machine, pct
 from bot.app import assemble, run
 from bot.logs import configure
 from bot.models import Event, StateUpdate, Status
-from bot.notify import Target
+from bot.notifier import Target
 from bot.store import MemoryStore
 from config.loader import build_config
 from handlers.console import targets as console_targets

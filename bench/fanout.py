@@ -43,10 +43,11 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.figures import machine
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.logs import configure
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
-from bot.notify import Target
+from bot.notice_context import NoticeContext
+from bot.notifier import Target
 from bot.store import NOTIFIERS_GROUP, MemoryStore, RedisStore, Store
 from config.loader import build_config
 from handlers import build_targets

@@ -14,12 +14,17 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.models import ComponentState, Status, utcnow
-from bot.notices import EMOJI, FallbackOption
+from bot.models import EMOJI, ComponentState, Status, utcnow
 from bot.outside import one_line
-from bot.queries import ProviderRow, fallback_options, provider_row, provider_rows
+from bot.queries import (
+    FallbackOption,
+    ProviderRow,
+    fallback_options,
+    provider_row,
+    provider_rows,
+    uptime,
+)
 from bot.store import Store
-from bot.store.base import uptime
 from config.schema import TocsinConfig
 
 UPTIME_WINDOW = timedelta(hours=24)

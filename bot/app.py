@@ -23,13 +23,14 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
 from bot.answers import Answers
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.escalation import Escalator, EscalatorSettings
 from bot.frontends import Frontend
 from bot.lease import sleep_unless
 from bot.logs import get_logger, register_secrets
 from bot.models import SourceKind
-from bot.notify import Target
+from bot.notice_context import NoticeContext
+from bot.notifier import Target
 from bot.presence import Identity, Presence
 from bot.server import Health, build_app, start_server
 from bot.sources import SourcePlan, build_sources

@@ -546,7 +546,8 @@ def drill(config: ConfigOption = None) -> None:
 
 
 async def _drill(cfg: TocsinConfig) -> dict[str, str]:
-    from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+    from bot.dispatcher import Dispatcher, DispatcherSettings
+    from bot.notice_context import NoticeContext
 
     store = make_store(cfg.store) if cfg.store.url else MemoryStore()
     await store.open()

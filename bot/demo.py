@@ -21,7 +21,7 @@ from rich.console import Console
 
 from bot.app import assemble, run
 from bot.models import Event
-from bot.notify import Target
+from bot.notifier import Target
 from bot.store import MemoryStore
 from config.loader import build_config
 from handlers.console import targets as console_targets

@@ -42,7 +42,7 @@ BODY_TIMEOUT = 10.0
 _SHOWN = 80  # characters of caller-chosen text (provider, ids) a log line or answer repeats
 
 
-class Refused(Exception):
+class RequestRefused(Exception):
     """Why a push is answered with an error: the HTTP status, the metric's result, and one
     line for the caller and the log."""
 
@@ -56,46 +56,46 @@ class Refused(Exception):
 # -- the payload (Atlassian's "webhook notifications": page, then incident or component) ----
 
 
-class _Part(BaseModel):
+class _Pushed(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class Page(_Part):
+class PushedPage(_Pushed):
     id: str
     status_indicator: str | None = None
     status_description: str | None = None
 
 
-class IncidentUpdate(_Part):
+class PushedUpdate(_Pushed):
     status: str | None = None
     body: str | None = None
 
 
-class Incident(_Part):
+class PushedIncident(_Pushed):
     id: str
     name: str | None = None
     status: str | None = None
     impact: str | None = None
-    incident_updates: list[IncidentUpdate] = []
+    incident_updates: list[PushedUpdate] = []
 
 
-class ComponentUpdate(_Part):
+class PushedComponentUpdate(_Pushed):
     component_id: str
     old_status: str | None = None
     new_status: str | None = None
 
 
-class Notification(_Part):
+class StatuspagePush(_Pushed):
     """One Statuspage webhook body. Only what a log line needs is read: the page is re-read
     for the facts anyway."""
 
-    page: Page
-    incident: Incident | None = None
-    component_update: ComponentUpdate | None = None
+    page: PushedPage
+    incident: PushedIncident | None = None
+    component_update: PushedComponentUpdate | None = None
     component: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Notification:
+    def _one_kind(self) -> StatuspagePush:
         if self.incident is None and self.component_update is None:
             raise ValueError("neither `incident` nor `component_update`: not a notification")
         if self.incident is not None and self.component_update is not None:
@@ -118,8 +118,8 @@ class Notification(_Part):
         }
 
 
-def parse_notification(body: bytes, content_type: str = "") -> Notification:
-    """The notification in ``body``, or :class:`Refused` (400) with a one-line reason."""
+def parse_notification(body: bytes, content_type: str = "") -> StatuspagePush:
+    """The notification in ``body``, or :class:`RequestRefused` (400) with a one-line reason."""
     if not body.strip():
         raise _bad("the body is empty; expected a Statuspage JSON notification")
     if body.lstrip()[:1] == b"<" or content_type.startswith("text/html"):
@@ -131,13 +131,13 @@ def parse_notification(body: bytes, content_type: str = "") -> Notification:
     if not isinstance(document, dict):
         raise _bad(f"the body must be a JSON object, not {_json_type(document)}")
     try:
-        return Notification.model_validate(document)
+        return StatuspagePush.model_validate(document)
     except ValidationError as exc:
         raise _bad(_first_error(exc)) from None
 
 
-def _bad(reason: str) -> Refused:
-    return Refused(400, "bad_request", reason)
+def _bad(reason: str) -> RequestRefused:
+    return RequestRefused(400, "bad_request", reason)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -193,7 +193,7 @@ class StatuspageHooks:
             body = await read_capped(request, MAX_BODY)
             notification = parse_notification(body, request.content_type)
             await self._request_poll(provider)
-        except Refused as refused:
+        except RequestRefused as refused:
             return _refuse(request, provider, refused)
         metrics.HOOKS.labels("accepted").inc()
         log.info("status page push accepted", provider=provider, **notification.summary())
@@ -210,7 +210,7 @@ class StatuspageHooks:
         if any(hmac.compare_digest(v.encode(), self._secret) for v in given.values()):
             return
         where = " and ".join(given) or "none given"
-        raise Refused(
+        raise RequestRefused(
             401,
             "unauthorized",
             f"missing or wrong secret ({where}); give ?{SECRET_PARAM}= or {SECRET_HEADER}",
@@ -220,13 +220,13 @@ class StatuspageHooks:
         found = self.config.provider(provider)
         if found is None:
             known = ", ".join(self.config.provider_ids) or "none"
-            raise Refused(
+            raise RequestRefused(
                 404,
                 "unknown_provider",
                 f"unknown provider {_short(provider)!r}; configured providers: {known}",
             )
         if found.status_page is None:
-            raise Refused(
+            raise RequestRefused(
                 409,
                 "no_status_page",
                 f"provider {provider!r} has no status_page in the config: nothing to re-poll",
@@ -238,7 +238,7 @@ class StatuspageHooks:
         except StoreUnavailable as exc:
             log.warning("cannot pass a status page push on", provider=provider, error=str(exc))
             reason = "the store is unreachable; try again later"  # its address stays in here
-            raise Refused(503, "store_unavailable", reason) from None
+            raise RequestRefused(503, "store_unavailable", reason) from None
 
 
 async def read_capped(request: web.Request, limit: int, *, within: float | None = None) -> bytes:
@@ -248,20 +248,26 @@ async def read_capped(request: web.Request, limit: int, *, within: float | None 
     within = BODY_TIMEOUT if within is None else within
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise Refused(413, "too_large", f"the body is {declared} bytes; the limit is {limit}")
+        raise RequestRefused(
+            413, "too_large", f"the body is {declared} bytes; the limit is {limit}"
+        )
     body = bytearray()
     try:
         async with asyncio.timeout(within):
             async for chunk in request.content.iter_chunked(_CHUNK):
                 body += chunk
                 if len(body) > limit:
-                    raise Refused(413, "too_large", f"the body is over the limit of {limit} bytes")
+                    raise RequestRefused(
+                        413, "too_large", f"the body is over the limit of {limit} bytes"
+                    )
     except TimeoutError:
-        raise Refused(408, "too_slow", f"the body took longer than {within:g}s to arrive") from None
+        raise RequestRefused(
+            408, "too_slow", f"the body took longer than {within:g}s to arrive"
+        ) from None
     return bytes(body)
 
 
-def _refuse(request: web.Request, provider: str, refused: Refused) -> web.Response:
+def _refuse(request: web.Request, provider: str, refused: RequestRefused) -> web.Response:
     metrics.HOOKS.labels(refused.result).inc()
     log.warning(
         "status page push refused",

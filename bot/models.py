@@ -58,6 +58,10 @@ class Status(StrEnum):
     def label(self) -> str:
         return _LABELS[self]
 
+    @property
+    def emoji(self) -> str:
+        return EMOJI[self]
+
 
 _SEVERITY = {
     Status.OPERATIONAL: 0,
@@ -83,6 +87,17 @@ _LABELS = {
     Status.MAINTENANCE: "Maintenance",
     Status.UNKNOWN: "Unknown",
 }
+
+#: How notices, answers and the console mark a status at a glance.
+EMOJI = {
+    Status.OPERATIONAL: "✅",
+    Status.DEGRADED: "🟡",
+    Status.PARTIAL_OUTAGE: "🟠",
+    Status.MAJOR_OUTAGE: "🔴",
+    Status.MAINTENANCE: "🔧",
+    Status.UNKNOWN: "❔",
+}
+
 
 #: Outage-severity statuses, mildest first (what ``min_status`` and ``--fail-on`` accept).
 SEVERITY_ORDER = (

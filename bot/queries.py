@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import ComponentState, Incident, Status, worst
-from bot.notices import FallbackOption
+from bot.models import EMOJI, ComponentState, Incident, Status, worst
 from config.durations import humanize
 from config.schema import ProviderConfig, TocsinConfig
 
@@ -22,6 +21,39 @@ _PREFERENCE = {
     Status.PARTIAL_OUTAGE: 4,
     Status.MAJOR_OUTAGE: 5,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackOption:
+    """An alternative provider, as /fallback and outage notices show it."""
+
+    provider: str
+    name: str
+    status: Status
+    latency_ms: float | None = None
+    has_key: bool = False
+    litellm_model: str | None = None
+    openrouter_model: str | None = None
+
+    @property
+    def label(self) -> str:
+        latency = f", {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
+        return f"{self.name} ({self.status.label.lower()}{latency})"
+
+    @property
+    def summary(self) -> str:
+        """``✅ OpenAI (operational, 230 ms)``: how notices list it."""
+        return f"{EMOJI[self.status]} {self.label}"
+
+    @property
+    def facts(self) -> str:
+        """``operational · 230 ms · your key``: how /fallback ranks it."""
+        parts = [self.status.label.lower()]
+        if self.latency_ms is not None:
+            parts.append(f"{self.latency_ms:.0f} ms")
+        if self.has_key:
+            parts.append("🔑 your key")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +157,29 @@ def fallback_options(
             not o.has_key,
         ),
     )
+
+
+def uptime(
+    changes: Sequence[tuple[datetime, Status]], current: Status, since: datetime, now: datetime
+) -> float | None:
+    """Share of ``[since, now]`` spent up (operational or in maintenance), from the recorded
+    status changes. Time in ``unknown``, or before the first record, is not counted at all;
+    ``None`` when nothing in the window was measured."""
+    ordered = sorted(changes, key=lambda change: change[0])
+    prior = [status for at, status in ordered if at <= since]
+    inside = [(at, status) for at, status in ordered if since < at <= now]
+    if prior:
+        cursor, status = since, prior[-1]
+    elif inside:
+        (cursor, status), inside = inside[0], inside[1:]
+    else:
+        cursor, status = since, current
+    up = measured = 0.0
+    for at, next_status in [*inside, (now, current)]:
+        span = max(0.0, (at - cursor).total_seconds())
+        if status is not Status.UNKNOWN:
+            measured += span
+            if status in (Status.OPERATIONAL, Status.MAINTENANCE):
+                up += span
+        cursor, status = at, next_status
+    return up / measured if measured > 0 else None

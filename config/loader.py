@@ -50,7 +50,7 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise Refused(f"nested deeper than {MAX_DEPTH} levels", mark)
+                raise YamlRefused(f"nested deeper than {MAX_DEPTH} levels", mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -107,26 +107,26 @@ def _refuse_expansion(root: yaml.Node) -> None:
             values = 1 + sum(size for size, _ in parts)
             depth = 1 + max((deep for _, deep in parts), default=0)
             if values > MAX_VALUES:
-                raise Refused(
+                raise YamlRefused(
                     f"this value expands to more than {MAX_VALUES:,} values, each alias "
                     "counted every time it is used (an alias bomb?)",
                     node.start_mark,
                 )
             if depth > MAX_DEPTH:
-                raise Refused(
+                raise YamlRefused(
                     f"this value nests deeper than {MAX_DEPTH} levels through its aliases",
                     node.start_mark,
                 )
             sizes[key] = (values, depth)
         elif key in open_nodes:
-            raise Refused("this value contains an alias to itself", node.start_mark)
+            raise YamlRefused("this value contains an alias to itself", node.start_mark)
         elif key not in sizes:
             open_nodes.add(key)
             stack.append((node, True))
             stack.extend((child, False) for child in _children(node))
 
 
-class Refused(yaml.MarkedYAMLError):
+class YamlRefused(yaml.MarkedYAMLError):
     """Well-formed YAML that tocsin will not load (too deep, too big once expanded)."""
 
     def __init__(self, problem: str, mark: yaml.Mark) -> None:
@@ -273,7 +273,7 @@ def read_document(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        what = "" if isinstance(exc, Refused) else "invalid YAML: "
+        what = "" if isinstance(exc, YamlRefused) else "invalid YAML: "
         raise ConfigError([f"{where}{what}{problem}"], str(path)) from None
     except RecursionError:  # a safety net: the loader stops at MAX_DEPTH before this
         raise ConfigError([f"nested deeper than {MAX_DEPTH} levels"], str(path)) from None

@@ -328,14 +328,15 @@ class ProviderConfig(Model):
 Providers = Literal["all"] | list[str]
 
 
-class Route(Model):
-    """Which notices a target wants."""
+class RouteConfig(Model):
+    """Which notices a target wants, as the config says it (the runtime's is
+    :class:`bot.routing.Route`)."""
 
     providers: Providers = "all"
     min_status: Severity = Status.DEGRADED
 
 
-class SlackChannel(Route):
+class SlackChannel(RouteConfig):
     id: SlackChannelId
     #: Mention ``@here``/``@channel`` on notices at or above ``mention_min_status``.
     mention: Literal["none", "here", "channel"] = "none"
@@ -352,13 +353,13 @@ class SlackConfig(Model):
     admin_channel: SlackChannelId | None = None
 
 
-class DiscordChannel(Route):
+class DiscordChannel(RouteConfig):
     id: Snowflake
     mention: Literal["none", "here", "everyone"] = "none"
     mention_min_status: Severity = Status.MAJOR_OUTAGE
 
 
-class DiscordWebhook(Route):
+class DiscordWebhook(RouteConfig):
     url: WebhookURL  # the URL carries the webhook's token
 
 
@@ -372,7 +373,7 @@ class DiscordConfig(Model):
     admin_channel: Snowflake | None = None
 
 
-class EscalationBase(Route):
+class EscalationBase(RouteConfig):
     """Who gets woken up, for which providers, after how long (see README "Escalation")."""
 
     kind: str

@@ -1,4 +1,4 @@
-"""The edges: every notification target behind one ``Notifier`` protocol (bot.notify).
+"""The edges: every notification target behind one ``Notifier`` protocol (bot.notifier).
 
 Each platform is one module or folder here with a ``targets(config, ...)`` function; this
 registry is the one list of them.
@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.answers import Answers
 from bot.frontends import Frontend
-from bot.notify import Target
+from bot.notifier import Target
 from config.schema import TocsinConfig
 from handlers import console, discord, escalation, slack
 

@@ -15,10 +15,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from bot.compose import Notice
 from bot.models import Status
-from bot.notices import Notice
-from bot.notify import Delivery, Intent, Receipt, Route, Target
+from bot.notifier import Delivery, Intent, Receipt, Target
 from bot.outside import one_line
+from bot.routing import Route
 from config.schema import TocsinConfig
 
 STYLE = {

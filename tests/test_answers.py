@@ -17,7 +17,7 @@ from bot.answers import (
     openrouter_snippet,
 )
 from bot.models import ComponentState, Incident, StateUpdate, Status, utcnow
-from bot.notices import FallbackOption
+from bot.queries import FallbackOption
 from bot.store import MemoryStore
 from config.loader import build_config
 

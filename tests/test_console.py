@@ -7,8 +7,9 @@ import io
 
 from rich.console import Console
 
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.models import Event, EventIncident, Status, utcnow
+from bot.notice_context import NoticeContext
 from bot.store import MemoryStore
 from config.loader import build_config
 from handlers import console

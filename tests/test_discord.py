@@ -17,9 +17,10 @@ import discord.gateway
 import discord.http
 import pytest
 
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
+from bot.dispatcher import Dispatcher, DispatcherSettings, Outcome
 from bot.logs import configure
 from bot.models import Event, Status, utcnow
+from bot.notice_context import NoticeContext
 from bot.store import MemoryStore
 from config.loader import build_config
 from config.schema import TocsinConfig

@@ -6,22 +6,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 
 import pytest
 
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
+from bot.dispatcher import Dispatcher, DispatcherSettings, Outcome
 from bot.models import ComponentState, Event, EventIncident, StateUpdate, Status, utcnow
-from bot.notify import (
+from bot.notice_context import NoticeContext
+from bot.notifier import (
     ContentRejected,
     Delivery,
     Intent,
     Receipt,
     RetryableError,
-    Route,
     Target,
 )
+from bot.pipeline import Mute
+from bot.routing import Route
 from bot.store import NOTIFIERS_GROUP, MemoryStore, RedisStore, Store
 from config.loader import build_config
 from config.schema import TocsinConfig
@@ -65,6 +67,7 @@ class Harness:
         targets: list[Target],
         config: TocsinConfig = CONFIG,
         consumer: str = "one",
+        mutes: Sequence[Mute] = (),
     ) -> None:
         self.store = store
         self.outcomes: list[tuple[str, str, Outcome]] = []
@@ -72,7 +75,9 @@ class Harness:
         settings = DispatcherSettings(
             consumer=consumer, block_ms=50, retry_initial=0.05, retry_max=0.2, store_retry=0.1
         )
-        self.dispatcher = Dispatcher(store, targets, NoticeContext(config, store), settings)
+        self.dispatcher = Dispatcher(
+            store, targets, NoticeContext(config, store), settings, mutes=mutes
+        )
         self.dispatcher.on_outcome = self._seen
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -476,3 +481,24 @@ async def test_a_notice_refused_again_or_with_nothing_to_drop_is_dead_lettered(
     dead = await store.dead_letters()
     assert sorted(d["event"] for d in dead) == sorted([event.id, drill.id])
     assert all("50035" in d["error"] for d in dead)
+
+
+async def test_a_mute_keeps_an_event_from_its_target_and_nobody_else(store: Store) -> None:
+    platform = RecordingNotifier()
+    quiet, loud = platform.target("chat:quiet"), platform.target("chat:loud")
+
+    def quiet_during_maintenance(event: Event, target: Target) -> bool:
+        return target.key == "chat:quiet" and event.provider == "acme"
+
+    async with Harness(store, [quiet, loud], mutes=[quiet_during_maintenance]) as h:
+        opening = _event(Status.MAJOR_OUTAGE)
+        await _publish(store, opening)
+        await h.wait_for(h.done(opening, 2))
+    assert sorted((key, outcome) for _, key, outcome in h.outcomes) == [
+        ("chat:loud", "delivered"),
+        ("chat:quiet", "muted"),
+    ]
+    assert [p.intent for p in platform.for_target("chat:loud")] == [Intent.OPEN]
+    assert platform.for_target("chat:quiet") == []
+    assert not await store.sent(opening.id, "chat:quiet")  # unmuted later, it is not "sent"
+    assert await store.pending_own(NOTIFIERS_GROUP, "one", 10) == []  # acknowledged

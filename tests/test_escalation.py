@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from bot.dispatcher import route
+from bot.compose import compose
 from bot.escalation import (
     GROUP,
     Escalator,
@@ -36,8 +36,8 @@ from bot.escalation import (
 )
 from bot.metrics import REGISTRY
 from bot.models import Event, Status, utcnow
-from bot.notices import compose
-from bot.notify import Intent, Route, Target
+from bot.notifier import Intent, Target
+from bot.routing import Route, route
 from bot.store import MemoryStore, RedisStore, Store
 from config.loader import ConfigError, build_config
 from config.schema import EscalationPolicy, TocsinConfig

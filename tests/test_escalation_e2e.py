@@ -17,10 +17,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from bot.compose import compose
 from bot.escalation import Action, Pending, escalation_event
 from bot.models import Event, EventIncident, Status, utcnow
-from bot.notices import compose
-from bot.notify import Delivery, Intent
+from bot.notifier import Delivery, Intent
 from config.loader import build_config
 from config.schema import TocsinConfig
 from handlers.escalation import targets as escalation_targets

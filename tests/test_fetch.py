@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import pytest
 
+from bot.compose import compose
 from bot.models import Event, Observation, Status
-from bot.notices import compose
 from bot.sources.base import FetchLimits, SourceError, fetch
 from bot.sources.redirects import Resolver, Verdict, address_kind, judge_redirect
 from bot.sources.statuspage import StatuspageSource

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from bot.app import Runtime, assemble, run
 from bot.models import Status
-from bot.notify import Intent, Target
+from bot.notifier import Intent, Target
 from bot.store import RedisStore
 from config.loader import build_config
 from config.schema import TocsinConfig

@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from bot.app import assemble, run
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext, Outcome
+from bot.dispatcher import Dispatcher, DispatcherSettings, Outcome
 from bot.logs import configure
 from bot.models import Event, EventIncident, Status, utcnow
+from bot.notice_context import NoticeContext
 from bot.store import MemoryStore
 from config.loader import build_config
 from config.schema import TocsinConfig

@@ -11,8 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
+from bot.queries import uptime
 from bot.store import MemoryStore, RedisStore, Store, StoreUnavailable
-from bot.store.base import POLL_REQUESTS_KEPT, uptime
+from bot.store.base import POLL_REQUESTS_KEPT
 from tests.redis_server import RedisServer
 
 GROUP = "notifiers"

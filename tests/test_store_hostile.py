@@ -18,9 +18,10 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from bot.dispatcher import Dispatcher, DispatcherSettings, NoticeContext
+from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.logs import register_secret
 from bot.models import EVENT_SCHEMA_VERSION, ComponentState, Event, StateUpdate, Status, utcnow
+from bot.notice_context import NoticeContext
 from bot.store import NOTIFIERS_GROUP, RedisStore, StoreUnavailable
 from bot.store.base import decode_entry
 from config.loader import build_config

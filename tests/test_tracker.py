@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from bot.compose import compose
 from bot.models import (
     ComponentState,
     Event,
@@ -28,7 +29,6 @@ from bot.models import (
     StateUpdate,
     Status,
 )
-from bot.notices import compose
 from bot.tracker import Thresholds, Tracker, TrackerSettings
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

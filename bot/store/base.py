@@ -143,29 +143,3 @@ def decode_entry(entry_id: str, raw: str | bytes | None, deliveries: int = 1) ->
         return StreamEntry(entry_id, decode_event(raw), None, deliveries)
     except Unreadable as exc:
         return StreamEntry(entry_id, None, f"unreadable event: {exc}", deliveries)
-
-
-def uptime(
-    changes: Sequence[tuple[datetime, Status]], current: Status, since: datetime, now: datetime
-) -> float | None:
-    """Share of ``[since, now]`` spent up (operational or in maintenance), from the recorded
-    status changes. Time in ``unknown``, or before the first record, is not counted at all;
-    ``None`` when nothing in the window was measured."""
-    ordered = sorted(changes, key=lambda change: change[0])
-    prior = [status for at, status in ordered if at <= since]
-    inside = [(at, status) for at, status in ordered if since < at <= now]
-    if prior:
-        cursor, status = since, prior[-1]
-    elif inside:
-        (cursor, status), inside = inside[0], inside[1:]
-    else:
-        cursor, status = since, current
-    up = measured = 0.0
-    for at, next_status in [*inside, (now, current)]:
-        span = max(0.0, (at - cursor).total_seconds())
-        if status is not Status.UNKNOWN:
-            measured += span
-            if status in (Status.OPERATIONAL, Status.MAINTENANCE):
-                up += span
-        cursor, status = at, next_status
-    return up / measured if measured > 0 else None

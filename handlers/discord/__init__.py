@@ -10,7 +10,8 @@ import discord.http
 
 from bot.answers import Answers
 from bot.logs import get_logger
-from bot.notify import Route, Target
+from bot.notifier import Target
+from bot.routing import Route
 from config.schema import DiscordConfig, TocsinConfig
 from config.targets import WEBHOOK_PATH
 from handlers.discord.bot import DiscordBot

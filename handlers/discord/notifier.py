@@ -18,7 +18,7 @@ carries ``allowed_mentions``: the configured mention's kind when there is one, n
 Rate limits are discord.py's own handling (it reads ``X-RateLimit-*`` and ``retry_after``);
 what it gives up on comes back here as retryable, and Discord's permanent errors (unknown
 channel, missing access, deleted webhook) are dead-lettered by the dispatcher; an Invalid Form
-Body (50035: Discord refuses what the message says) is a :class:`~bot.notify.ContentRejected`,
+Body (50035: Discord refuses what the message says) is a :class:`~bot.notifier.ContentRejected`,
 sent once more without the notice's optional parts before it counts as permanent.
 """
 
@@ -34,7 +34,7 @@ import discord
 
 from bot.logs import get_logger
 from bot.models import Status
-from bot.notify import (
+from bot.notifier import (
     ContentRejected,
     Delivery,
     Intent,

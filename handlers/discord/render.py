@@ -30,11 +30,11 @@ from bot.answers import (
     UnknownProvider,
     percent,
 )
-from bot.models import Status, utcnow
-from bot.notices import EMOJI, FallbackOption, Notice
-from bot.notify import Intent
+from bot.compose import Notice
+from bot.models import EMOJI, Status, utcnow
+from bot.notifier import Intent
 from bot.outside import clip, safe_url
-from bot.queries import ProviderRow
+from bot.queries import FallbackOption, ProviderRow
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.notify import Notifier, Route, Target
+from bot.notifier import Notifier, Target
+from bot.routing import Route
 from config.schema import (
     EscalationPolicy,
     OpsgeniePolicy,
@@ -19,7 +20,7 @@ from config.schema import (
 from handlers.escalation.http import make_client
 from handlers.escalation.opsgenie import HOSTS, OpsgenieNotifier
 from handlers.escalation.pagerduty import PagerDutyNotifier
-from handlers.escalation.webhook import WebhookNotifier
+from handlers.escalation.webhook import SignedWebhookNotifier
 
 
 def targets(config: TocsinConfig, **_: Any) -> list[Target]:
@@ -36,7 +37,7 @@ def targets(config: TocsinConfig, **_: Any) -> list[Target]:
             elif kind == "opsgenie":
                 notifiers[kind] = OpsgenieNotifier(client)
             else:
-                notifiers[kind] = WebhookNotifier(client)
+                notifiers[kind] = SignedWebhookNotifier(client)
         return notifiers[kind]
 
     return [

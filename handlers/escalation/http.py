@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from bot.models import utcnow
-from bot.notify import DeliveryError, PermanentError, RetryableError
+from bot.notifier import DeliveryError, PermanentError, RetryableError
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.models import Event, Status
-from bot.notify import Delivery, Receipt, Target
+from bot.notifier import Delivery, Receipt, Target
 from handlers.escalation.http import error_for, post
 from handlers.escalation.pagerduty import details, summary
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from bot.models import Event, Status
-from bot.notify import Delivery, Receipt, Target
+from bot.notifier import Delivery, Receipt, Target
 from handlers.escalation.http import error_for, post
 
 SEVERITY = {

@@ -18,7 +18,7 @@ import time
 
 import httpx
 
-from bot.notify import Delivery, Receipt, Target
+from bot.notifier import Delivery, Receipt, Target
 from handlers.escalation.http import error_for, post
 
 SIGNATURE_VERSION = "v1"
@@ -29,7 +29,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
 
 
-class WebhookNotifier:
+class SignedWebhookNotifier:
     kind = "webhook"
 
     def __init__(self, client: httpx.AsyncClient) -> None:

@@ -6,7 +6,8 @@ from typing import Any
 
 from bot.answers import Answers
 from bot.logs import get_logger
-from bot.notify import Route, Target
+from bot.notifier import Target
+from bot.routing import Route
 from config.schema import SlackConfig, TocsinConfig
 from handlers.slack.commands import SlackCommands, build_app
 from handlers.slack.notifier import SlackNotifier, make_client

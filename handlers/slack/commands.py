@@ -31,7 +31,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import Answers
-from bot.hooks import Refused, read_capped
+from bot.hooks import RequestRefused, read_capped
 from bot.logs import get_logger
 from bot.outside import one_line
 from handlers.slack.render import answer_message
@@ -138,7 +138,7 @@ class SlackCommands:
     async def handle_http(self, request: web.Request) -> web.StreamResponse:
         try:
             bolt_request = await self._bolt_request(request)
-        except Refused as refused:
+        except RequestRefused as refused:
             log.info(
                 "slack request refused",
                 status=refused.status,
@@ -155,20 +155,22 @@ class SlackCommands:
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise Refused(400, "bad_request", "the body is not UTF-8 text") from None
+            raise RequestRefused(400, "bad_request", "the body is not UTF-8 text") from None
         timestamp = request.headers.get(TIMESTAMP_HEADER)
         if timestamp is not None and not _SECONDS.fullmatch(timestamp):
             shown = one_line(timestamp, 40)
-            raise Refused(400, "bad_request", f"{TIMESTAMP_HEADER} is not in seconds: {shown!r}")
+            raise RequestRefused(
+                400, "bad_request", f"{TIMESTAMP_HEADER} is not in seconds: {shown!r}"
+            )
         signature = request.headers.get(SIGNATURE_HEADER)
         if self._verifier is not None and not self._verifier.is_valid(body, timestamp, signature):
-            raise Refused(401, "unauthorized", "invalid request")  # bolt's own words
+            raise RequestRefused(401, "unauthorized", "invalid request")  # bolt's own words
         headers: Any = request.headers  # a multidict: bolt reads it as the mapping it is
         try:
             return AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
         except (ValueError, RecursionError) as exc:  # signed, yet not JSON or form fields
             reason = f"the body is not a Slack request: {one_line(str(exc), 120)}"
-            raise Refused(400, "bad_request", reason) from None
+            raise RequestRefused(400, "bad_request", reason) from None
 
     async def start(self) -> None:
         if not self.app_token:

@@ -11,7 +11,7 @@ SDK's own retry handlers are switched off: nested retries would hide failures an
 channel's queue twice as long. Errors are classified here: 429 and 5xx and network errors
 retry; a channel that does not exist or a token that is revoked will not get better by retrying;
 a message Slack refuses for what it says (``invalid_blocks``, ``msg_too_long``...) is a
-:class:`~bot.notify.ContentRejected`, which the dispatcher sends once more without its optional
+:class:`~bot.notifier.ContentRejected`, which the dispatcher sends once more without its optional
 parts.
 """
 
@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import get_logger
 from bot.models import Status
-from bot.notify import (
+from bot.notifier import (
     ContentRejected,
     Delivery,
     Intent,

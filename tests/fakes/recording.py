@@ -10,7 +10,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from bot.notify import Delivery, Intent, PermanentError, Receipt, RetryableError, Route, Target
+from bot.notifier import Delivery, Intent, PermanentError, Receipt, RetryableError, Target
+from bot.routing import Route
 
 
 @dataclass

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bot.models import SEVERITY_ORDER, Event, Status
-from bot.notices import Notice
+from bot.compose import Notice
+from bot.models import Event
+
+if TYPE_CHECKING:
+    from bot.routing import Route
 
 
 class Intent(StrEnum):
@@ -23,28 +26,6 @@ class Intent(StrEnum):
     UPDATE = "update"  # a reply in the episode's thread (and the root edited to match)
     RESOLVE = "resolve"  # the last reply, and the root edited to "resolved"
     NOTICE = "notice"  # a standalone message (admin notices, drills, flapping)
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Which events a target wants; built from the target's config."""
-
-    providers: frozenset[str] | None = None  # None: all
-    min_status: Status = Status.DEGRADED
-    admin: bool = False  # receives admin notices (broken sources, bad keys, self-check)
-    #: Whether the target keeps threads (chat) or only opens and resolves (pagers).
-    updates: bool = True
-    #: An escalation target (PagerDuty, Opsgenie, webhook) hears only its policy's pages.
-    policy: str | None = None
-
-    def wants(self, provider: str) -> bool:
-        return self.providers is None or provider in self.providers
-
-    @staticmethod
-    def of(providers: str | list[str], min_status: Status, **kwargs: Any) -> Route:
-        chosen = None if providers == "all" else frozenset(providers)
-        assert min_status in SEVERITY_ORDER
-        return Route(providers=chosen, min_status=min_status, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,54 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.models import ComponentState, Event, Status
+from bot.models import EMOJI, ComponentState, Event, Status
+from bot.queries import FallbackOption
 from config.durations import humanize
 
 NoticeKind = Literal[
     "outage", "update", "recovery", "flapping", "maintenance", "admin", "drill", "escalation"
 ]
-
-EMOJI = {
-    Status.OPERATIONAL: "✅",
-    Status.DEGRADED: "🟡",
-    Status.PARTIAL_OUTAGE: "🟠",
-    Status.MAJOR_OUTAGE: "🔴",
-    Status.MAINTENANCE: "🔧",
-    Status.UNKNOWN: "❔",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class FallbackOption:
-    """An alternative provider, as /fallback and outage notices show it."""
-
-    provider: str
-    name: str
-    status: Status
-    latency_ms: float | None = None
-    has_key: bool = False
-    litellm_model: str | None = None
-    openrouter_model: str | None = None
-
-    @property
-    def label(self) -> str:
-        latency = f", {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
-        return f"{self.name} ({self.status.label.lower()}{latency})"
-
-    @property
-    def summary(self) -> str:
-        """``✅ OpenAI (operational, 230 ms)``: how notices list it."""
-        return f"{EMOJI[self.status]} {self.label}"
-
-    @property
-    def facts(self) -> str:
-        """``operational · 230 ms · your key``: how /fallback ranks it."""
-        parts = [self.status.label.lower()]
-        if self.latency_ms is not None:
-            parts.append(f"{self.latency_ms:.0f} ms")
-        if self.has_key:
-            parts.append("🔑 your key")
-        return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
