@@ -45,9 +45,10 @@ from bot.models import (
 from bot.outside import one_line
 from bot.queries import provider_rows
 from bot.sources import SkippedProbe, build_sources
-from bot.sources.base import Source
+from bot.sources.source import Source
 from bot.store import MemoryStore, StoreUnavailable, make_store
 from bot.watcher import WatcherSettings, check_all, make_client
+from config.base import route_fields
 from config.durations import humanize
 from config.loader import ROLE_ENV, ConfigError, load_config, resolve_path
 from config.schema import TocsinConfig
@@ -496,13 +497,21 @@ def config_validate(
     out.print(f"  providers: {_shown(', '.join(cfg.provider_ids), 4000)}")
     out.print(f"  sources: {len(plan.sources)} ({len(plan.skipped)} probes off: no key)")
     out.print(f"  store: {'redis' if cfg.store.url else 'embedded'}")
-    if cfg.slack:
-        out.print(f"  slack channels: {len(cfg.slack.channels)}")
-    if cfg.discord:
-        discord = cfg.discord
-        out.print(f"  discord channels: {len(discord.channels)}, webhooks: {len(discord.webhooks)}")
+    for section, lists in _chat_route_counts(cfg).items():
+        out.print(f"  {section} " + ", ".join(f"{name}: {count}" for name, count in lists))
     if cfg.escalation:
         out.print(f"  escalation policies: {len(cfg.escalation)}")
+
+
+def _chat_route_counts(cfg: TocsinConfig) -> dict[str, list[tuple[str, int]]]:
+    """Each configured chat platform's route lists and their lengths (``slack``:
+    ``[("channels", 2)]``), found by type: a new platform is summed up without a line here."""
+    counts: dict[str, list[tuple[str, int]]] = {}
+    for section in cfg.chat_platforms():
+        body = getattr(cfg, section)
+        if body is not None:
+            counts[section] = [(n, len(getattr(body, n))) for n in route_fields(type(body))]
+    return counts
 
 
 # --------------------------------------------------------------------------- demo

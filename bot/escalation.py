@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from bot import metrics
-from bot.lease import Lease, sleep_unless, unique_holder
+from bot.lease import Lease, hold, sleep_unless, unique_holder
 from bot.logs import get_logger, scrub_detail
 from bot.models import EscalationAction, Event, EventEscalation, Status, utcnow
 from bot.store import Store, StoreUnavailable, StreamEntry
@@ -259,34 +259,46 @@ class Escalator:
     # ----------------------------------------------------------------- the service
 
     async def run(self, stop: asyncio.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    if await self._acquire():
-                        await self._lead(stop)
-                    else:
-                        await sleep_unless(stop, self.lease.renew_every)
-                except StoreUnavailable as exc:
-                    self.lease.forget()
-                    log.warning("store unreachable; escalations wait", error=str(exc))
-                    await sleep_unless(stop, self.settings.store_retry)
-                except Exception:  # a bug must not end paging for good: say so, start over
-                    self.lease.forget()
-                    log.exception("the escalator failed; starting over")
-                    await sleep_unless(stop, self.settings.store_retry)
-        finally:
-            await self.lease.release()
+        """Decide while holding the lease, until ``stop`` (:func:`bot.lease.hold`)."""
+        await hold(self.lease, stop, self)
 
-    async def _acquire(self) -> bool:
-        was = self.lease.held
-        held = await self.lease.acquire()
-        if held != was:
-            log.info("escalator lease " + ("taken" if held else "lost"), holder=self.lease.holder)
-        return held
-
-    async def _lead(self, stop: asyncio.Event) -> None:
-        """Decide until the lease is lost (or we stop); state is reloaded on every takeover."""
+    async def take_over(self) -> None:
+        """State is reloaded on every takeover: a predecessor may have decided meanwhile."""
+        log.info("escalator lease taken", holder=self.lease.holder)
         await self.start()
+
+    def step_down(self) -> None:
+        log.info("escalator lease lost", holder=self.lease.holder)
+
+    async def between_rounds(self, stop: asyncio.Event) -> None:
+        """Decide until the lease is due for renewal (a follower only waits); a failure
+        starts over after ``store_retry``, state reloaded on the next takeover."""
+        if not self.leader:
+            await sleep_unless(stop, self.lease.renew_every)
+            return
+        try:
+            await self._decide(stop)
+        except Exception as exc:
+            await sleep_unless(stop, self._start_over(exc))
+
+    def after_round(self, error: Exception | None) -> float | None:
+        return None if error is None else self._start_over(error)
+
+    async def stop_work(self) -> None:
+        """Nothing runs beside the loop: :meth:`between_rounds` has returned."""
+
+    def _start_over(self, error: Exception) -> float:
+        """Let go of the lease (a bug must not end paging for good): say why; how long to
+        wait before trying again."""
+        self.lease.forget()
+        if isinstance(error, StoreUnavailable):
+            log.warning("store unreachable; escalations wait", error=str(error))
+        else:
+            log.exception("the escalator failed; starting over")
+        return self.settings.store_retry
+
+    async def _decide(self, stop: asyncio.Event) -> None:
+        """Read and fold events, and look at the clock, until the lease is due for renewal."""
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.lease.renew_every
         while not stop.is_set():
@@ -294,9 +306,7 @@ class Escalator:
             if count < self.settings.batch:  # caught up: the clock may speak now
                 await self.tick()
             if loop.time() >= renew_at:
-                if not await self._acquire():
-                    return
-                renew_at = loop.time() + self.lease.renew_every
+                return
 
     async def start(self) -> None:
         """Load pending escalations, and finish what a predecessor read and left unfinished."""

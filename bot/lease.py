@@ -5,6 +5,10 @@ holder string is unique per process, the stable instance name plus a per-boot to
 (``web-1#3f9a1c``): two processes that share an instance name (two replicas on one host, both
 named after it) are still two holders, so they never both lead. A holder that dies keeps the
 lease until it expires (``store.lease``); a clean stop releases it at once.
+
+:func:`hold` is the loop around one: try to take or renew it every round, start the work it
+guards when it becomes ours, stop it when it is another's, and hand it over on stop. What the
+work is, and what a failed round means for it, the :class:`Duty` says.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from contextlib import suppress
+from typing import Protocol
 
 from prometheus_client import Gauge
 
@@ -86,3 +91,68 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     """Wait ``seconds``, or less if ``stop`` is set meanwhile (the lease loops' pause)."""
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+class Duty(Protocol):
+    """The work a lease guards, as :func:`hold` drives it (the watcher's, the escalator's)."""
+
+    @property
+    def leader(self) -> bool:
+        """Whether the work runs now (a takeover that failed leaves it false)."""
+        ...
+
+    async def take_over(self) -> None:
+        """The lease is ours and the work does not run: start it. If it cannot start,
+        :attr:`leader` stays false and the next round tries again."""
+        ...
+
+    def step_down(self) -> None:
+        """The lease is another's now: stop the work."""
+        ...
+
+    async def between_rounds(self, stop: asyncio.Event) -> None:
+        """Until the next round: wait while the work runs on its own, or do it meanwhile."""
+        ...
+
+    def after_round(self, error: Exception | None) -> float | None:
+        """How the round went: ``None`` if it went through, else what broke it
+        (:class:`StoreUnavailable`: the store is away; anything else: a bug or a foreign
+        value). Say so, and return how long to wait before the next round (having let go of
+        the lease), or ``None``: go on as before. Called while ``error`` is being handled, so
+        a traceback logged here is its own."""
+        ...
+
+    async def stop_work(self) -> None:
+        """Stopping for good: end the work before the lease is released, so a successor
+        never overlaps it."""
+        ...
+
+
+async def hold(lease: Lease, stop: asyncio.Event, duty: Duty) -> None:
+    """Lead while ``lease`` is ours and follow while it is another's, until ``stop``; then
+    hand it over: the work ends first, then the lease is released at once."""
+    try:
+        while not stop.is_set():
+            pause = await _round(lease, duty)
+            if pause is None:
+                await duty.between_rounds(stop)
+            else:
+                await sleep_unless(stop, pause)
+    finally:
+        await duty.stop_work()
+        await lease.release()
+
+
+async def _round(lease: Lease, duty: Duty) -> float | None:
+    """Take or renew the lease, and start or stop the work if its holder changed; what
+    ``duty`` says to do next."""
+    try:
+        was = duty.leader
+        held = await lease.acquire()
+        if held and not was:
+            await duty.take_over()
+        elif not held and was:
+            duty.step_down()
+    except Exception as exc:
+        return duty.after_round(exc)
+    return duty.after_round(None)

@@ -1,6 +1,6 @@
 """Routing: which targets get an event, and as what (a new thread, a reply, a resolve...).
 
-A target's :class:`Route` is built from its config (``config.schema.RouteConfig``); the
+A target's :class:`Route` is built from its config (``config.base.RouteConfig``); the
 dispatcher asks :func:`route` once per (event, target), before anything is composed or sent.
 """
 

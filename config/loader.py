@@ -483,21 +483,26 @@ def _strings(value: Any) -> list[str]:
 
 
 def _routes(doc: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every route the document lists, with its path (``discord.webhooks[0]``): the lists
+    come from the schema's types (:meth:`TocsinConfig.route_lists`), so a new platform's
+    routes are checked without being named here."""
     routes: list[tuple[str, dict[str, Any]]] = []
-    for section, lists in (("slack", ("channels",)), ("discord", ("channels", "webhooks"))):
-        body = doc.get(section)
-        if not isinstance(body, dict):
-            continue
-        for name in lists:
-            items = body.get(name)
-            for i, item in enumerate(items if isinstance(items, list) else []):
-                if isinstance(item, dict):
-                    routes.append((f"{section}.{name}[{i}]", item))
-    policies = doc.get("escalation")
-    for i, policy in enumerate(policies if isinstance(policies, list) else []):
-        if isinstance(policy, dict):
-            routes.append((f"escalation[{i}]", policy))
+    for path in TocsinConfig.route_lists():
+        items = _at(doc, path)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                routes.append((f"{format_loc(path)}[{i}]", item))
     return routes
+
+
+def _at(doc: Mapping[str, Any], path: Sequence[str]) -> Any:
+    """``doc[a][b]...``, or ``None`` where a step is missing or not a mapping."""
+    value: Any = doc
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
 
 def _missing_policy_keys(doc: Mapping[str, Any]) -> list[str]:

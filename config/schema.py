@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -27,42 +24,24 @@ from pydantic import (
     model_validator,
 )
 
-from bot.models import SEVERITY_ORDER, Status
+from bot.models import Status
+from config import chat
+from config.base import (
+    HttpURL,
+    Model,
+    RouteConfig,
+    Secret,
+    Severity,
+    is_route_list,
+    route_fields,
+    secret_check,
+    section_model,
+)
 from config.durations import Duration
 from config.redis_urls import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_url
-from config.targets import (
-    check_routing_key,
-    check_slack_channel,
-    check_snowflake,
-    check_webhook_url,
-    clean_secret,
-)
+from config.targets import check_routing_key
 
 PROVIDER_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-
-
-def _check_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{value!r} is not an http(s) URL")
-    return value
-
-
-def _check_severity(value: object) -> Status:
-    """Only the ordered statuses make sense as a threshold; say which they are."""
-    words = {s.value: s for s in SEVERITY_ORDER}
-    key = value.value if isinstance(value, Status) else value
-    if not isinstance(key, str) or key not in words:
-        raise ValueError(f"must be one of {', '.join(words)}")
-    return words[key]
-
-
-def _stripped_secret(value: object) -> object:
-    """Secrets lose the whitespace a paste brings along; one with whitespace or control
-    characters inside is an error (see :func:`config.targets.clean_secret`)."""
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return clean_secret(value) if isinstance(value, str) else value
 
 
 def _stripped_password(value: object) -> object:
@@ -79,34 +58,8 @@ def _stripped_password(value: object) -> object:
     return value
 
 
-def _id_text(value: object) -> object:
-    """An id written as a bare YAML number (``id: 123456789012345678``) is its digits."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value.strip() if isinstance(value, str) else value
-
-
-def _secret_check(check: Callable[[str], str]) -> Callable[[SecretStr], SecretStr]:
-    def validate(value: SecretStr) -> SecretStr:
-        check(value.get_secret_value())
-        return value
-
-    return validate
-
-
-HttpURL = Annotated[str, AfterValidator(_check_url)]
-Severity = Annotated[Status, BeforeValidator(_check_severity)]
-#: Every token and key: stripped, no whitespace or control characters inside, never shown.
-Secret = Annotated[SecretStr, BeforeValidator(_stripped_secret)]
 Password = Annotated[SecretStr, BeforeValidator(_stripped_password)]
-RoutingKey = Annotated[Secret, AfterValidator(_secret_check(check_routing_key))]
-WebhookURL = Annotated[Secret, AfterValidator(_secret_check(check_webhook_url))]
-Snowflake = Annotated[str, BeforeValidator(_id_text), AfterValidator(check_snowflake)]
-SlackChannelId = Annotated[str, BeforeValidator(_id_text), AfterValidator(check_slack_channel)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+RoutingKey = Annotated[Secret, AfterValidator(secret_check(check_routing_key))]
 
 
 class StoreTLS(Model):
@@ -325,54 +278,6 @@ class ProviderConfig(Model):
         return self
 
 
-Providers = Literal["all"] | list[str]
-
-
-class RouteConfig(Model):
-    """Which notices a target wants, as the config says it (the runtime's is
-    :class:`bot.routing.Route`)."""
-
-    providers: Providers = "all"
-    min_status: Severity = Status.DEGRADED
-
-
-class SlackChannel(RouteConfig):
-    id: SlackChannelId
-    #: Mention ``@here``/``@channel`` on notices at or above ``mention_min_status``.
-    mention: Literal["none", "here", "channel"] = "none"
-    mention_min_status: Severity = Status.MAJOR_OUTAGE
-
-
-class SlackConfig(Model):
-    api_url: HttpURL = "https://slack.com/api/"
-    bot_token: Secret | None = None
-    app_token: Secret | None = None
-    signing_secret: Secret | None = None
-    channels: list[SlackChannel] = Field(default_factory=list)
-    #: Where admin notices (broken sources, bad keys, watcher health) go.
-    admin_channel: SlackChannelId | None = None
-
-
-class DiscordChannel(RouteConfig):
-    id: Snowflake
-    mention: Literal["none", "here", "everyone"] = "none"
-    mention_min_status: Severity = Status.MAJOR_OUTAGE
-
-
-class DiscordWebhook(RouteConfig):
-    url: WebhookURL  # the URL carries the webhook's token
-
-
-class DiscordConfig(Model):
-    api_url: HttpURL = "https://discord.com/api/v10"
-    token: Secret | None = None
-    application_id: Snowflake | None = None
-    guilds: list[Snowflake] = Field(default_factory=list)
-    channels: list[DiscordChannel] = Field(default_factory=list)
-    webhooks: list[DiscordWebhook] = Field(default_factory=list)
-    admin_channel: Snowflake | None = None
-
-
 class EscalationBase(RouteConfig):
     """Who gets woken up, for which providers, after how long (see README "Escalation")."""
 
@@ -502,8 +407,10 @@ class TocsinConfig(Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
     providers: list[ProviderConfig] = Field(default_factory=list)
-    slack: SlackConfig | None = None
-    discord: DiscordConfig | None = None
+    #: The chat platforms, one line each: a ``config.chat.ChatConfig`` field is a platform,
+    #: delivered by the package of the same name in ``handlers/``.
+    slack: chat.SlackConfig | None = None
+    discord: chat.DiscordConfig | None = None
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -536,3 +443,22 @@ class TocsinConfig(Model):
     @property
     def provider_ids(self) -> list[str]:
         return [p.id for p in self.providers]
+
+    @classmethod
+    def chat_platforms(cls) -> list[str]:
+        """The chat platforms' sections in the file's order, each a package in ``handlers/``."""
+        fields = cls.model_fields.items()
+        return [name for name, field in fields if chat.is_platform(field.annotation)]
+
+    @classmethod
+    def route_lists(cls) -> list[tuple[str, ...]]:
+        """Where the file lists routes, read from the types: ``("slack", "channels")``...
+        ``("escalation",)``; a new platform's lists are in it without being named."""
+        found: list[tuple[str, ...]] = []
+        for name, field in cls.model_fields.items():
+            model = section_model(field.annotation)
+            if is_route_list(field.annotation):
+                found.append((name,))
+            elif model is not None:
+                found += [(name, inner) for inner in route_fields(model)]
+        return found

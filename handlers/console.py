@@ -21,6 +21,7 @@ from bot.notifier import Delivery, Intent, Receipt, Target
 from bot.outside import one_line
 from bot.routing import Route
 from config.schema import TocsinConfig
+from handlers.chat import OWN_KINDS
 
 STYLE = {
     Status.OPERATIONAL: "green",
@@ -59,7 +60,7 @@ class ConsoleNotifier:
 
 
 def render(notice: Notice, intent: Intent, clock: str) -> Panel:
-    style = "magenta" if notice.kind in ("admin", "flapping", "drill") else STYLE[notice.status]
+    style = "magenta" if notice.kind in OWN_KINDS else STYLE[notice.status]
     body = Table.grid(padding=(0, 1))
     body.add_column(style="bold", no_wrap=True)
     body.add_column()

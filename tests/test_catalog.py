@@ -21,7 +21,7 @@ import pytest
 from bot.app import assemble, run
 from bot.models import Status
 from bot.sources import build_sources, page_source_class
-from bot.sources.base import PageSource
+from bot.sources.source import PageSource
 from bot.store import MemoryStore
 from config.catalog import load_catalog
 from config.loader import build_config, load_config

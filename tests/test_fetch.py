@@ -17,7 +17,7 @@ import pytest
 
 from bot.compose import compose
 from bot.models import Event, Observation, Status
-from bot.sources.base import FetchLimits, SourceError, fetch
+from bot.sources.fetch import FetchLimits, SourceError, fetch
 from bot.sources.redirects import Resolver, Verdict, address_kind, judge_redirect
 from bot.sources.statuspage import StatuspageSource
 from bot.tracker import Tracker

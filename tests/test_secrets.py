@@ -22,6 +22,7 @@ import yaml
 from bot import logs
 from bot.app import register_config_secrets
 from config.loader import build_config
+from tests.chaos import until
 from tests.fakes.status_server import FakeStatusServer
 
 SLACK = "xoxb-1111-2222-SECRETSLACKTOKEN"
@@ -126,10 +127,17 @@ async def test_a_running_tocsin_never_prints_a_secret(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    await asyncio.sleep(4)
+    seen = await _until_said(
+        proc,
+        "probe rejected our key (HTTP 401)",
+        "HTML page instead of JSON",
+        "delivery failed; retrying",
+        within=30,
+    )
+    await until(lambda: {"/v1/models", "/pd"} <= {r.path for r in status_server.requests}, 30)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
-    text = stdout.decode() + stderr.decode()
+    text = seen + stdout.decode() + stderr.decode()
     assert proc.returncode == 0, text
     # it did see the problems, and said so...
     assert "probe rejected our key (HTTP 401)" in text
@@ -214,3 +222,24 @@ def test_a_log_line_is_one_line_and_bounded() -> None:
     assert "\\nFAKE" in lines[0]
     assert "\\nforged" in lines[1]
     assert "zzz" not in out.getvalue()
+
+
+async def _until_said(proc: asyncio.subprocess.Process, *phrases: str, within: float) -> str:
+    """Read ``proc``'s output until every phrase has appeared (or ``within`` seconds pass):
+    a condition, not a fixed sleep that a loaded machine outlasts. What was read is returned."""
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    said: list[str] = []
+
+    async def pump(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            said.append(line.decode())
+            if all(phrase in "".join(said) for phrase in phrases):
+                return
+
+    readers = [asyncio.create_task(pump(s)) for s in (proc.stdout, proc.stderr)]
+    await asyncio.wait(readers, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    return "".join(said)

@@ -11,7 +11,7 @@ import pytest
 
 from bot.models import Observation, Status, utcnow
 from bot.sources import page_source_class
-from bot.sources.base import FetchLimits
+from bot.sources.fetch import FetchLimits
 from bot.sources.gcloud import GcloudSource
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 

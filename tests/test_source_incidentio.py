@@ -11,8 +11,8 @@ import pytest
 
 from bot.models import Observation, Status, utcnow
 from bot.sources import page_source_class
-from bot.sources.base import PAGE_COMPONENT
 from bot.sources.incidentio import IncidentioSource
+from bot.sources.reading import PAGE_COMPONENT
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 
 OPENAI = "incidentio_proxy_openai_operational.json"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from bot.models import Observation, Status
-from bot.sources.base import PAGE_COMPONENT
 from bot.sources.instatus import InstatusSource
+from bot.sources.reading import PAGE_COMPONENT
 from tests.fakes.status_server import FakeStatusServer, fixture_bytes, fixture_json
 
 FIXTURE = "instatus_summary_perplexity_up.json"

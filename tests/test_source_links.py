@@ -11,8 +11,8 @@ import pytest
 
 from bot.models import Incident, Status
 from bot.sources import page_source_class
-from bot.sources.base import ComponentReading, IncidentReading, PageReading
 from bot.sources.instatus import InstatusSource
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading
 from config.schema import StatusPageKind
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 

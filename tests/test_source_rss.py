@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.models import Observation, Status
-from bot.sources.base import PAGE_COMPONENT
+from bot.sources.reading import PAGE_COMPONENT
 from bot.sources.rss import RssSource
 from tests.fakes.status_server import FakeStatusServer, fixture_bytes
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bot.models import Observation, Status
-from bot.sources.base import FetchLimits
+from bot.sources.fetch import FetchLimits
 from bot.sources.statuspage import StatuspageSource
 from tests.fakes.status_server import FakeStatusServer, fixture_json
 

@@ -1,7 +1,7 @@
-"""Status sources: one file per platform, all behind :class:`bot.sources.base.Source`.
+"""Status sources: one file per platform, all behind :class:`bot.sources.source.Source`.
 
 A status platform is found by its ``kind`` (the config's ``status_page.kind``): the module
-``bot/sources/<kind>.py`` holds one :class:`~bot.sources.base.PageSource` subclass whose
+``bot/sources/<kind>.py`` holds one :class:`~bot.sources.source.PageSource` subclass whose
 ``kind_name`` is that kind. Adding a platform is adding that one file (and its name to
 ``config.schema.StatusPageKind``).
 """
@@ -13,8 +13,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.sources.base import FetchLimits, PageSource, Source
+from bot.sources.fetch import FetchLimits
 from bot.sources.probe import ProbeSource
+from bot.sources.source import PageSource, Source
 from config.schema import ProbeConfig, ProviderConfig, TocsinConfig
 
 

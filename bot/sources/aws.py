@@ -37,16 +37,10 @@ from typing import Any
 import httpx
 
 from bot.models import Incident, IncidentUpdate, Status, utcnow, worst
-from bot.sources.base import (
-    ComponentReading,
-    Fetched,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    decode_json,
-    fetch,
-)
+from bot.sources.fetch import Fetched, SourceError, fetch
+from bot.sources.parsing import decode_json
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading
+from bot.sources.source import PageSource
 
 _CODES = {
     0: Status.OPERATIONAL,

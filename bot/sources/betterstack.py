@@ -30,18 +30,10 @@ from typing import Any
 import httpx
 
 from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, IncidentUpdate, Status, utcnow, worst
-from bot.sources.base import (
-    ComponentReading,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    fetch_json,
-    newest_first,
-    parse_time,
-    require,
-    state_status,
-)
+from bot.sources.fetch import SourceError
+from bot.sources.parsing import fetch_json, newest_first, parse_time, require
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading, state_status
+from bot.sources.source import PageSource
 
 _RESOURCE_STATUS = {
     "operational": Status.OPERATIONAL,

@@ -33,19 +33,10 @@ from typing import Any
 import httpx
 
 from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, Status, utcnow, worst
-from bot.sources.base import (
-    ComponentReading,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    fetch_json,
-    optional_list,
-    parse_time,
-    require,
-    state_status,
-    status_word,
-)
+from bot.sources.fetch import SourceError
+from bot.sources.parsing import fetch_json, optional_list, parse_time, require, status_word
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading, state_status
+from bot.sources.source import PageSource
 
 _MAINTENANCE_WORDS = {"inprogress": "in_progress", "notstartedyet": "scheduled"}
 

@@ -26,18 +26,10 @@ from typing import Any
 import httpx
 
 from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, IncidentUpdate, Status, utcnow, worst
-from bot.sources.base import (
-    ComponentReading,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    fetch_json,
-    newest_first,
-    optional_list,
-    require,
-    status_word,
-)
+from bot.sources.fetch import SourceError
+from bot.sources.parsing import fetch_json, newest_first, optional_list, require, status_word
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading
+from bot.sources.source import PageSource
 
 
 class FlashcatSource(PageSource):

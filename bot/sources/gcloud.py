@@ -30,16 +30,10 @@ from typing import Any
 import httpx
 
 from bot.models import Incident, IncidentUpdate, Status, utcnow
-from bot.sources.base import (
-    ComponentReading,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    fetch_json,
-    newest_first,
-    parse_time,
-)
+from bot.sources.fetch import SourceError
+from bot.sources.parsing import fetch_json, newest_first, parse_time
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading
+from bot.sources.source import PageSource
 
 _STATUS_IMPACT = {
     "SERVICE_INFORMATION": Status.DEGRADED,

@@ -35,20 +35,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.models import Incident, IncidentUpdate, Status, utcnow, worst
-from bot.sources.base import (
-    ComponentReading,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
+from bot.sources.fetch import SourceError
+from bot.sources.parsing import (
     fetch_json,
     newest_first,
     optional_list,
     parse_time,
     require,
-    state_status,
     status_word,
 )
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading, state_status
+from bot.sources.source import PageSource
 
 #: incident.io's maintenance words → the lifecycle words the rest of tocsin knows.
 _MAINTENANCE_WORDS = {

@@ -27,18 +27,10 @@ from typing import Any
 import httpx
 
 from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, Status, worst
-from bot.sources.base import (
-    PAGE_COMPONENT,
-    ComponentReading,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    fetch_json,
-    optional_list,
-    parse_time,
-    require,
-)
+from bot.sources.fetch import SourceError
+from bot.sources.parsing import fetch_json, optional_list, parse_time, require
+from bot.sources.reading import PAGE_COMPONENT, ComponentReading, IncidentReading, PageReading
+from bot.sources.source import PageSource
 
 _IMPACT: dict[str, Status | None] = {
     "MAJOROUTAGE": Status.MAJOR_OUTAGE,

@@ -61,17 +61,10 @@ from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
 from bot.models import RESOLVED_INCIDENT_STATUSES, Incident, Status, worst
-from bot.sources.base import (
-    PAGE_COMPONENT,
-    Fetched,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
-    fetch,
-    looks_like_html,
-    parse_time,
-)
+from bot.sources.fetch import Fetched, SourceError, fetch
+from bot.sources.parsing import looks_like_html, parse_time
+from bot.sources.reading import PAGE_COMPONENT, IncidentReading, PageReading
+from bot.sources.source import PageSource
 
 # ---------------------------------------------------------------------------------- source
 

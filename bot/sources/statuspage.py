@@ -14,16 +14,10 @@ from typing import Any
 import httpx
 
 from bot.models import Incident, IncidentUpdate, Status
-from bot.sources.base import (
+from bot.sources.fetch import Fetched, SourceError, fetch
+from bot.sources.parsing import (
     IMPACT,
-    ComponentReading,
-    Fetched,
-    IncidentReading,
-    PageReading,
-    PageSource,
-    SourceError,
     decode_json,
-    fetch,
     fetch_json,
     newest_first,
     optional_list,
@@ -31,6 +25,8 @@ from bot.sources.base import (
     require,
     status_word,
 )
+from bot.sources.reading import ComponentReading, IncidentReading, PageReading
+from bot.sources.source import PageSource
 
 _ACTIVE_MAINTENANCE = frozenset({"in_progress", "verifying"})
 

@@ -11,9 +11,10 @@ import discord.http
 from bot.answers import Answers
 from bot.logs import get_logger
 from bot.notifier import Target
-from bot.routing import Route
-from config.schema import DiscordConfig, TocsinConfig
+from config.chat import DiscordConfig
+from config.schema import TocsinConfig
 from config.targets import WEBHOOK_PATH
+from handlers.chat import channel_targets, target
 from handlers.discord.bot import DiscordBot
 from handlers.discord.notifier import BotNotifier, WebhookNotifier
 
@@ -39,29 +40,7 @@ def targets(config: TocsinConfig, **_: Any) -> list[Target]:
     if settings.channels or settings.admin_channel:
         if token:
             bot = BotNotifier(discord.Client(intents=discord.Intents.none()), token)
-            found += [
-                Target(
-                    f"discord:{c.id}",
-                    bot,
-                    Route.of(c.providers, c.min_status),
-                    {
-                        "channel": c.id,
-                        "mention": c.mention,
-                        "mention_min_status": c.mention_min_status.value,
-                    },
-                )
-                for c in settings.channels
-            ]
-            if settings.admin_channel:
-                route = Route(providers=frozenset(), admin=True)
-                found.append(
-                    Target(
-                        f"discord-admin:{settings.admin_channel}",
-                        bot,
-                        route,
-                        {"channel": settings.admin_channel},
-                    )
-                )
+            found += channel_targets("discord", bot, settings.channels, settings.admin_channel)
         else:
             log.warning("discord channels are configured but no bot token: set DISCORD_TOKEN")
     if settings.webhooks:
@@ -70,10 +49,7 @@ def targets(config: TocsinConfig, **_: Any) -> list[Target]:
             url = webhook.url.get_secret_value()
             match = WEBHOOK_PATH.search(url)
             key = f"discord-webhook:{match['id'] if match else len(found)}"
-            options = {"url": url, "mention": "none"}
-            found.append(
-                Target(key, hooks, Route.of(webhook.providers, webhook.min_status), options)
-            )
+            found.append(target(key, hooks, webhook, {"url": url, "mention": "none"}))
     return found
 
 

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import discord
 
 from bot.logs import get_logger
-from bot.models import Status
 from bot.notifier import (
     ContentRejected,
     Delivery,
@@ -45,6 +43,7 @@ from bot.notifier import (
 )
 from bot.outside import one_line
 from config.targets import WEBHOOK_PATH
+from handlers.chat import mention_for
 from handlers.discord.render import event_in_footer, notice_embed
 
 log = get_logger("tocsin.discord")
@@ -116,20 +115,10 @@ async def _call(coro: Any, what: str) -> Any:
         raise classify(exc, what) from exc
 
 
-def _mention(options: Mapping[str, Any], delivery: Delivery) -> str | None:
-    """``@here``/``@everyone`` on the notice that crosses the target's threshold."""
-    mention = options.get("mention", "none")
-    if mention not in MENTIONS or delivery.intent in (Intent.RESOLVE, Intent.NOTICE):
-        return None
-    threshold = Status(options.get("mention_min_status", Status.MAJOR_OUTAGE))
-    event = delivery.event
-    if not (event.provider_status or event.to or Status.UNKNOWN).reaches(threshold):
-        return None
-    if delivery.intent is Intent.UPDATE and (
-        (event.from_ or Status.UNKNOWN).reaches(threshold) or event.type != "state_changed"
-    ):
-        return None
-    return f"@{mention}"
+def _mention(target: Target, delivery: Delivery) -> str | None:
+    """Discord's spelling of the target's mention (``@here``/``@everyone``), when it is due."""
+    word = mention_for(target.options, delivery, MENTIONS)
+    return f"@{word}" if word else None
 
 
 def _mentions(content: str | None) -> discord.AllowedMentions:
@@ -169,7 +158,7 @@ class BotNotifier:
         client = await self._ready()
         channel_id = int(target.options["channel"])
         embed = notice_embed(delivery.notice, delivery.intent, delivery.event.id)
-        content = _mention(target.options, delivery)
+        content = _mention(target, delivery)
         key = (target.key, delivery.event.id)
         if delivery.intent in (Intent.OPEN, Intent.NOTICE) or not delivery.thread:
             root = self._posted.get(key)
@@ -304,6 +293,22 @@ class BotNotifier:
             await self.client.close()
 
 
+async def _post(
+    webhook: discord.Webhook, embed: discord.Embed, content: str | None, what: str
+) -> discord.WebhookMessage:
+    """One webhook message (waited for: its id is the receipt), pinging only ``content``'s."""
+    message: discord.WebhookMessage = await _call(
+        webhook.send(
+            content=content or discord.utils.MISSING,
+            embed=embed,
+            wait=True,
+            allowed_mentions=_mentions(content),
+        ),
+        what,
+    )
+    return message
+
+
 class WebhookNotifier:
     """Notices posted through channel webhooks (no bot user needed)."""
 
@@ -324,31 +329,15 @@ class WebhookNotifier:
     async def deliver(self, target: Target, delivery: Delivery) -> Receipt:
         webhook = self._webhook(str(target.options["url"]))
         embed = notice_embed(delivery.notice, delivery.intent, delivery.event.id)
-        content = _mention(target.options, delivery)
+        content = _mention(target, delivery)
         what = f"discord webhook {target.key}"
         if delivery.intent in (Intent.OPEN, Intent.NOTICE) or not delivery.thread:
-            message = await _call(
-                webhook.send(
-                    content=content or discord.utils.MISSING,
-                    embed=embed,
-                    wait=True,
-                    allowed_mentions=_mentions(content),
-                ),
-                what,
-            )
+            message = await _post(webhook, embed, content, what)
             return Receipt({"message": str(message.id)})
         root = int(delivery.thread["message"])
         key = (target.key, delivery.event.id)
         if key not in self._replied:
-            follow = await _call(
-                webhook.send(
-                    content=content or discord.utils.MISSING,
-                    embed=embed,
-                    wait=True,
-                    allowed_mentions=_mentions(content),
-                ),
-                what,
-            )
+            follow = await _post(webhook, embed, content, what)
             self._replied[key] = int(follow.id)
         if delivery.root is not None:
             root_embed = notice_embed(delivery.root, Intent.OPEN, delivery.event.id)

@@ -35,6 +35,7 @@ from bot.models import EMOJI, Status, utcnow
 from bot.notifier import Intent
 from bot.outside import clip, safe_url
 from bot.queries import FallbackOption, ProviderRow
+from handlers import chat
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096
@@ -45,15 +46,14 @@ FOOTER_MAX = 2048
 TOTAL_MAX = 6000
 EMBEDS_MAX = 10
 
-COLORS = {
-    Status.OPERATIONAL: 0x1A7F37,
-    Status.DEGRADED: 0xBF8700,
-    Status.PARTIAL_OUTAGE: 0xD1581B,
-    Status.MAJOR_OUTAGE: 0xCF222E,
-    Status.MAINTENANCE: 0x0969DA,
-    Status.UNKNOWN: 0x6E7781,
-}
-OTHER_COLOR = 0x8250DF
+
+def _number(color: str) -> int:
+    """A ``#rrggbb`` colour as the integer Discord takes."""
+    return int(color.removeprefix("#"), 16)
+
+
+COLORS = {status: _number(color) for status, color in chat.COLORS.items()}
+OTHER_COLOR = _number(chat.OTHER_COLOR)
 #: The footer carries the event id: how a restarted tocsin recognises what it posted.
 FOOTER_PREFIX = "tocsin · "
 
@@ -121,7 +121,7 @@ def event_in_footer(text: str | None, event_id: str) -> bool:
 
 
 def notice_embed(notice: Notice, intent: Intent, event_id: str) -> discord.Embed:
-    color = OTHER_COLOR if notice.kind in ("admin", "flapping", "drill") else COLORS[notice.status]
+    color = _number(chat.notice_color(notice))
     embed = discord.Embed(
         title=literal(f"{notice.emoji} {notice.title}", TITLE_MAX),
         description=literal(notice.text, DESCRIPTION_MAX) or None,

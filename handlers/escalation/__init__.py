@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from bot.notifier import Notifier, Target
-from bot.routing import Route
 from config.schema import (
     EscalationPolicy,
     OpsgeniePolicy,
@@ -17,6 +16,7 @@ from config.schema import (
     TocsinConfig,
     WebhookPolicy,
 )
+from handlers.chat import target
 from handlers.escalation.http import make_client
 from handlers.escalation.opsgenie import HOSTS, OpsgenieNotifier
 from handlers.escalation.pagerduty import PagerDutyNotifier
@@ -41,11 +41,13 @@ def targets(config: TocsinConfig, **_: Any) -> list[Target]:
         return notifiers[kind]
 
     return [
-        Target(
+        target(
             f"escalation:{policy.policy_id}",
             notifier(policy.kind),
-            Route.of(policy.providers, policy.min_status, updates=False, policy=policy.policy_id),
+            policy,
             options(policy),
+            updates=False,
+            policy=policy.policy_id,
         )
         for policy in config.escalation
     ]

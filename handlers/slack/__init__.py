@@ -7,8 +7,9 @@ from typing import Any
 from bot.answers import Answers
 from bot.logs import get_logger
 from bot.notifier import Target
-from bot.routing import Route
-from config.schema import SlackConfig, TocsinConfig
+from config.chat import SlackConfig
+from config.schema import TocsinConfig
+from handlers.chat import channel_targets
 from handlers.slack.commands import SlackCommands, build_app
 from handlers.slack.notifier import SlackNotifier, make_client
 
@@ -29,30 +30,7 @@ def targets(config: TocsinConfig, **_: Any) -> list[Target]:
         log.warning("slack channels are configured but no bot token: set SLACK_BOT_TOKEN")
         return []
     notifier = SlackNotifier(make_client(slack.api_url, token))
-    found = [
-        Target(
-            f"slack:{channel.id}",
-            notifier,
-            Route.of(channel.providers, channel.min_status),
-            {
-                "channel": channel.id,
-                "mention": channel.mention,
-                "mention_min_status": channel.mention_min_status.value,
-            },
-        )
-        for channel in slack.channels
-    ]
-    if slack.admin_channel:
-        route = Route(providers=frozenset(), admin=True)
-        found.append(
-            Target(
-                f"slack-admin:{slack.admin_channel}",
-                notifier,
-                route,
-                {"channel": slack.admin_channel},
-            )
-        )
-    return found
+    return channel_targets("slack", notifier, slack.channels, slack.admin_channel)
 
 
 def commands(config: TocsinConfig, answers: Answers) -> SlackCommands | None:

@@ -26,7 +26,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import get_logger
-from bot.models import Status
 from bot.notifier import (
     ContentRejected,
     Delivery,
@@ -37,7 +36,8 @@ from bot.notifier import (
     Target,
 )
 from bot.outside import one_line
-from handlers.slack.render import METADATA_TYPE, notice_message
+from handlers.chat import mention_for
+from handlers.slack.render import MENTIONS, METADATA_TYPE, notice_message
 
 log = get_logger("tocsin.slack")
 
@@ -102,7 +102,7 @@ class SlackNotifier:
 
     async def deliver(self, target: Target, delivery: Delivery) -> Receipt:
         channel = str(target.options["channel"])
-        mention = _mention(target.options, delivery)
+        mention = mention_for(target.options, delivery, MENTIONS)
         message = notice_message(
             delivery.notice, delivery.intent, mention=mention, event_id=delivery.event.id
         )
@@ -232,21 +232,3 @@ def _with_event(messages: list[dict[str, Any]], event_id: str) -> str | None:
         if metadata.get("event_type") == METADATA_TYPE and payload.get("event_id") == event_id:
             return str(message["ts"])
     return None
-
-
-def _mention(options: Mapping[str, Any], delivery: Delivery) -> str | None:
-    """``here``/``channel`` when this notice is the one that crosses the channel's
-    mention threshold: the opening notice, or an escalation inside the thread."""
-    mention = options.get("mention", "none")
-    if mention == "none" or delivery.intent in (Intent.RESOLVE, Intent.NOTICE):
-        return None
-    threshold = Status(options.get("mention_min_status", Status.MAJOR_OUTAGE))
-    event = delivery.event
-    status = event.provider_status or event.to or Status.UNKNOWN
-    if not status.reaches(threshold):
-        return None
-    if delivery.intent is Intent.UPDATE:
-        before = event.from_ or Status.UNKNOWN
-        if before.reaches(threshold) or event.type != "state_changed":
-            return None
-    return str(mention)

@@ -34,10 +34,11 @@ from bot.answers import (
     percent,
 )
 from bot.compose import Notice
-from bot.models import EMOJI, Status, utcnow
+from bot.models import EMOJI, utcnow
 from bot.notifier import Intent
 from bot.outside import clip, safe_url
 from bot.queries import FallbackOption, ProviderRow
+from handlers.chat import notice_color
 
 HEADER_MAX = 150
 SECTION_MAX = 3000
@@ -47,15 +48,6 @@ BLOCKS_MAX = 50
 CONTEXT_MAX = 10
 TEXT_MAX = 3000
 
-COLORS = {
-    Status.OPERATIONAL: "#1a7f37",
-    Status.DEGRADED: "#bf8700",
-    Status.PARTIAL_OUTAGE: "#d1581b",
-    Status.MAJOR_OUTAGE: "#cf222e",
-    Status.MAINTENANCE: "#0969da",
-    Status.UNKNOWN: "#6e7781",
-}
-OTHER_COLOR = "#8250df"  # admin notices, flapping, drills
 METADATA_TYPE = "tocsin_notice"
 #: The mentions a channel can be configured with (``slack.channels[].mention``).
 MENTIONS = frozenset({"here", "channel"})
@@ -129,9 +121,7 @@ def notice_message(
         _mrkdwn(f"tocsin · {_intent_label(intent)} · event `{code(notice.event_id[:12])}`")
     )
     blocks.append({"type": "context", "elements": context[:CONTEXT_MAX]})
-    color = (
-        COLORS[notice.status] if notice.kind not in ("admin", "flapping", "drill") else OTHER_COLOR
-    )
+    color = notice_color(notice)
     plain = escape(notice.plain)
     return {
         "text": clip(prefix + plain, TEXT_MAX),
