@@ -44,7 +44,7 @@ browser:
 	  fi
 
 test: lint browser  ## lint, types, Dockerfile, then the whole suite (it starts its own redis-server)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4
 
 bench: $(VENV)/.installed-test  ## the quick benchmarks (README "Benchmarks" lists them all)
 	$(BIN)/python bench/detection.py

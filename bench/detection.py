@@ -11,6 +11,12 @@ prints the median and p95 next to the floor the settings allow:
   confirmations at ``confirm_interval`` + probe time.
 
     python bench/detection.py --interval 1 --trials 20
+    python bench/detection.py --mode inference --interval 10 --trials 10
+
+``--mode inference`` probes one model with ``kind: inference`` (the Anthropic Messages format)
+against the fake inference API of tests/fakes/inference.py, flipped into a 529
+``overloaded_error`` storm; it then measures the CPU one inference probe call costs this
+process (the fake runs in a child process, so its work is not counted).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from bot.notifier import Target
 from bot.store import MemoryStore
 from config.loader import build_config
 from handlers.console import targets as console_targets
+from tests.fakes.inference import KEY, FakeInferenceAPI
 
 
 class FakeAPI:
@@ -73,9 +80,48 @@ class TimedStore(MemoryStore):
         return ids
 
 
+MODEL = "claude-haiku-4-5"
+
+
+class FakeInference:
+    """The fake inference API, flipped between healthy and a 529 storm."""
+
+    def __init__(self) -> None:
+        self.api = FakeInferenceAPI()
+
+    async def start(self) -> None:
+        await self.api.start()
+
+    @property
+    def failing(self) -> bool:
+        mode = self.api.modes.get(MODEL)
+        return mode is not None and mode.behaviour == "overloaded"
+
+    @failing.setter
+    def failing(self, value: bool) -> None:
+        self.api.set(MODEL, "overloaded" if value else "ok")
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+def _provider(args: argparse.Namespace, api: FakeAPI | FakeInference) -> dict[str, object]:
+    if isinstance(api, FakeInference):
+        probe = {
+            "kind": "inference",
+            "api_url": api.api.url,
+            "models": [MODEL],
+            "timeout": "2s",
+            "auth": {"key": KEY},
+        }
+        return {"id": "anthropic", "status_page": None, "upstreams": [], "probe": probe}
+    return {"id": "fake", "name": "Fake AI", "probe": {"url": api.url, "timeout": "2s"}}
+
+
 async def trial_loop(args: argparse.Namespace) -> tuple[list[float], list[float], float]:
-    api = FakeAPI()
+    api: FakeAPI | FakeInference = FakeInference() if args.mode == "inference" else FakeAPI()
     await api.start()
+    key = f"anthropic/{MODEL}" if args.mode == "inference" else "fake/api"
     config = build_config(
         {
             "server": {"enabled": False},
@@ -86,9 +132,7 @@ async def trial_loop(args: argparse.Namespace) -> tuple[list[float], list[float]
                 "jitter": "0s",
                 "flap_threshold": 100_000,  # we flip it on purpose: no flap damping here
             },
-            "providers": [
-                {"id": "fake", "name": "Fake AI", "probe": {"url": api.url, "timeout": "2s"}}
-            ],
+            "providers": [_provider(args, api)],
         }
     )
     store = TimedStore()
@@ -117,7 +161,7 @@ async def trial_loop(args: argparse.Namespace) -> tuple[list[float], list[float]
         down = await _wait_for(store.landed, noticed, Status.MAJOR_OUTAGE, flipped)
         to_store.append(down[0] - flipped)
         to_notice.append(down[1] - flipped)
-        state = (await store.states()).get("fake/api")
+        state = (await store.states()).get(key)
         if state and state.latency_ms:
             probe_ms.append(state.latency_ms)
         api.failing = False
@@ -126,8 +170,11 @@ async def trial_loop(args: argparse.Namespace) -> tuple[list[float], list[float]
         print(f"  trial {trial + 1:>2}: event {event_ms:7.0f} ms, notice {notice_ms:7.0f} ms")
     stop.set()
     await task
-    assert api.runner is not None
-    await api.runner.cleanup()
+    if isinstance(api, FakeInference):
+        await api.close()
+    else:
+        assert api.runner is not None
+        await api.runner.cleanup()
     return to_store, to_notice, statistics.median(probe_ms) / 1000 if probe_ms else 0.0
 
 
@@ -156,11 +203,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="probe interval in seconds")
     parser.add_argument("--threshold", type=int, default=2, help="failure_threshold")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--mode", choices=["models", "inference"], default="models")
+    parser.add_argument("--calls", type=int, default=500, help="inference CPU: calls measured")
     args = parser.parse_args()
     configure("error")
     print(
-        f"detection latency: {args.trials} trials, interval {args.interval:g}s, "
-        f"failure_threshold {args.threshold}"
+        f"detection latency ({args.mode} probe): {args.trials} trials, interval "
+        f"{args.interval:g}s, failure_threshold {args.threshold}"
     )
     print(f"machine: {machine()}")
     to_store, to_notice, probe = asyncio.run(trial_loop(args))
@@ -181,6 +230,65 @@ def main() -> None:
         f"{confirm:g}s + probe): {expected:.3f}s"
     )
     print(f"median probe time: {probe * 1000:.1f} ms")
+    if args.mode == "inference":
+        cpu_ms, stream_ms = asyncio.run(inference_cpu(args.calls))
+        print(
+            f"CPU per inference probe call (this process): {cpu_ms:.2f} ms plain, "
+            f"{stream_ms:.2f} ms streamed ({args.calls} calls each)"
+        )
+
+
+CHILD = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from tests.fakes.inference import FakeInferenceAPI
+async def main():
+    api = await FakeInferenceAPI().start()
+    print(api.url, flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+async def inference_cpu(calls: int) -> tuple[float, float]:
+    """CPU time of this process per inference probe call (plain and streamed), against the
+    fake served by a child process."""
+    import subprocess
+
+    import httpx
+
+    from bot.sources import build_sources
+
+    root = str(Path(__file__).resolve().parent.parent)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(root=root)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().strip()
+        figures = []
+        for stream in (False, True):
+            probe = {
+                "kind": "inference",
+                "api_url": url,
+                "models": [MODEL],
+                "auth": {"key": KEY},
+                "stream": stream,
+            }
+            entry = {"id": "anthropic", "status_page": None, "upstreams": [], "probe": probe}
+            config = build_config({"providers": [entry]})
+            [source] = build_sources(config, {}).sources
+            async with httpx.AsyncClient() as client:
+                for _ in range(20):  # warm: connections, imports, caches
+                    await source.check(client)
+                started = time.process_time()
+                for _ in range(calls):
+                    await source.check(client)
+                figures.append((time.process_time() - started) * 1000 / calls)
+        return figures[0], figures[1]
+    finally:
+        child.terminate()
+        child.wait()
 
 
 if __name__ == "__main__":

@@ -56,11 +56,15 @@ class ComponentLine:
 
     @property
     def summary(self) -> str:
-        """``🔴 Claude API: major outage · 97.50% up``."""
+        """``🔴 Claude API: major outage · 97.50% up``; a probed model adds its latency
+        (``· p50 420 ms, p95 900 ms``)."""
         state = self.state
+        latency = ""
+        if state.latency_p50_ms is not None and state.latency_p95_ms is not None:
+            latency = f" · p50 {state.latency_p50_ms:.0f} ms, p95 {state.latency_p95_ms:.0f} ms"
         return (
             f"{EMOJI[state.status]} {state.display_name}: {state.status.label.lower()} "
-            f"· {percent(self.uptime)} up"
+            f"· {percent(self.uptime)} up{latency}"
         )
 
 

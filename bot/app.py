@@ -152,10 +152,13 @@ def assemble(
     if role in ("all", "notifier"):
         context = NoticeContext(config, store, runtime.probed)
         claim_idle = config.store.claim_idle
+        grouping = config.grouping
         dispatcher_settings = DispatcherSettings(
             consumer=instance,
             claim_idle_ms=int(claim_idle * 1000),
             touch_every=min(10.0, claim_idle / 3),  # our own entries never look idle
+            grouping=grouping.enabled and "cause" in grouping.group_by,
+            group_wait=grouping.group_wait,
         )
         runtime.dispatcher = Dispatcher(store, runtime.targets, context, dispatcher_settings)
         if config.escalation:

@@ -43,6 +43,7 @@ from bot.models import (
     worst,
 )
 from bot.outside import one_line
+from bot.probe_cost import inference_cost
 from bot.queries import provider_rows
 from bot.sources import SkippedProbe, build_sources
 from bot.sources.source import Source
@@ -222,8 +223,8 @@ def check(
     runtime_app.register_config_secrets(cfg)
     chosen = _choose(cfg, providers or [])
     plan = build_sources(cfg)
-    if chosen:
-        plan.sources[:] = [s for s in plan.sources if s.provider in chosen]
+    wanted = set(chosen or cfg.provider_ids)  # upstream pages only ever name a cause
+    plan.sources[:] = [s for s in plan.sources if s.provider in wanted]
     observations = asyncio.run(_check_round(cfg, plan.sources))
     threshold = Status(fail_on)
     rounds = [
@@ -497,6 +498,9 @@ def config_validate(
     out.print(f"  providers: {_shown(', '.join(cfg.provider_ids), 4000)}")
     out.print(f"  sources: {len(plan.sources)} ({len(plan.skipped)} probes off: no key)")
     out.print(f"  store: {'redis' if cfg.store.url else 'embedded'}")
+    cost = inference_cost(cfg)
+    if cost.probes:
+        out.print(f"  cost: {cost} (a few more calls while a change is being confirmed)")
     for section, lists in _chat_route_counts(cfg).items():
         out.print(f"  {section} " + ", ".join(f"{name}: {count}" for name, count in lists))
     if cfg.escalation:
@@ -562,9 +566,13 @@ async def _drill(cfg: TocsinConfig) -> dict[str, str]:
     await store.open()
     try:
         runtime = runtime_app.assemble(cfg, "notifier", store=store)
-        dispatcher = Dispatcher(
-            store, runtime.targets, NoticeContext(cfg, store), DispatcherSettings(consumer="drill")
+        grouping = cfg.grouping
+        settings = DispatcherSettings(
+            consumer="drill",
+            grouping=grouping.enabled and "cause" in grouping.group_by,
+            group_wait=grouping.group_wait,
         )
+        dispatcher = Dispatcher(store, runtime.targets, NoticeContext(cfg, store), settings)
         event = Event(type="drill", provider="tocsin", detail=None)
         outcomes = await dispatcher.deliver_now(event)
         for target in runtime.targets:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.models import EMOJI, ComponentState, Event, Status
+from bot.models import EMOJI, ComponentState, Event, EventCause, Status, worst
+from bot.outside import clip, one_line
 from bot.queries import FallbackOption
 from config.durations import humanize
 
@@ -94,6 +95,8 @@ def compose_root(
         fields.append(("Since", _clock(event.episode_started)))
     fields.append(("Detection", _detection(event, components)))
     incident = event.incident
+    if event.cause is not None and not event.episode_closed:
+        fields.append(("Possibly related", cause_line(event.cause)))
     if event.episode_closed:
         lasted = _duration(event)
         return Notice(
@@ -120,6 +123,121 @@ def compose_root(
         fallbacks=tuple(fallbacks),
         severity=provider_status,
     )
+
+
+# --------------------------------------------------------------------------- groups
+
+#: How much of an upstream incident's title a notice repeats (a page's title can be 50 kB).
+CAUSE_MAX = 300
+#: Providers listed one per field in a group root; the rest are counted in one more field
+#: (Slack shows at most 10 fields, and a channel reads a short list).
+GROUP_LISTED_MAX = 9
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """One provider of a group root: its name and where it stands now."""
+
+    provider: str
+    name: str
+    status: Status
+    detail: str = ""
+
+
+def cause_line(cause: EventCause) -> str:
+    """ "Cloudflare — Elevated errors in Europe": the upstream and its incident, one bounded
+    line (the renderers escape it)."""
+    name = one_line(cause.name, 80) or one_line(cause.upstream, 80)
+    incident = one_line(cause.incident, CAUSE_MAX)
+    return f"{name} — {incident}" if incident else name
+
+
+def event_member(event: Event) -> GroupMember:
+    """A provider of a group as the event that lists it says it is."""
+    return GroupMember(
+        event.provider,
+        event.provider_name or event.provider,
+        event.provider_status or event.to or Status.UNKNOWN,
+        clip(_headline(event), CAUSE_MAX),
+    )
+
+
+def member_now(member: GroupMember, components: Sequence[ComponentState]) -> GroupMember:
+    """Where a provider of a group stands now: by its components when the store knows
+    them (a recovered one shows operational), else as it was listed."""
+    known = [c for c in components if c.status is not Status.UNKNOWN]
+    if not known:
+        return member
+    affected = [c for c in known if c.status is not Status.OPERATIONAL]
+    detail = _component_list(affected) if affected else "all components operational"
+    return GroupMember(
+        member.provider, member.name, worst(c.status for c in known), clip(detail, CAUSE_MAX)
+    )
+
+
+def compose_group_root(
+    cause: EventCause, members: Sequence[GroupMember], *, event_id: str, provider: str = ""
+) -> Notice:
+    """The one root a channel gets for several providers down with one likely cause:
+    "3 providers down — likely cause: Cloudflare", the upstream incident and its link, and
+    one field per provider (its status now). Recomposed as members recover: "1 of 3
+    providers down", finally "Resolved"."""
+    name = one_line(cause.name, 80) or one_line(cause.upstream, 80)
+    total = len(members)
+    down = [m for m in members if m.status.is_outage]
+    status = worst(m.status for m in members) if members else Status.UNKNOWN
+    if not down and members:
+        title = f"Resolved: {total} providers — likely cause: {name}"
+    elif len(down) == total:
+        title = f"{total} providers down — likely cause: {name}"
+    else:
+        title = f"{len(down)} of {total} providers down — likely cause: {name}"
+    listed = list(members[:GROUP_LISTED_MAX]) if total > GROUP_LISTED_MAX + 1 else list(members)
+    fields = [(f"{m.status.emoji} {one_line(m.name, 80)}", _member_value(m)) for m in listed]
+    if len(listed) < total:
+        rest = members[len(listed) :]
+        fields.append((f"… and {len(rest)} more", ", ".join(one_line(m.name, 40) for m in rest)))
+    incident = one_line(cause.incident, CAUSE_MAX)
+    return Notice(
+        kind="recovery" if not down and members else "outage",
+        status=Status.OPERATIONAL if not down and members else status,
+        provider=provider or (members[0].provider if members else cause.upstream),
+        title=title,
+        text=f"Likely cause: {cause_line(cause)}",
+        event_id=event_id,
+        fields=tuple(fields),
+        url=cause.url,
+        url_label=incident or f"{name} status",
+        severity=status if down else Status.OPERATIONAL,
+    )
+
+
+def compose_group_join(event: Event) -> Notice:
+    """A provider that joins a group after its root was posted: a reply in the group's
+    thread, "Also down: Zeta AI"."""
+    status = event.provider_status or event.to or Status.UNKNOWN
+    name = event.provider_name or event.provider
+    fields = [("Detection", _detection(event, ()))]
+    incident = event.incident
+    if incident is not None:
+        fields.append(("Incident", f"{incident.title} ({incident.status})"))
+    return Notice(
+        kind="maintenance" if status is Status.MAINTENANCE else "update",
+        status=status,
+        provider=event.provider,
+        title=f"Also down: {name}: {status.label.lower()}" + _suspicion(event, ()),
+        text=_headline(event),
+        event_id=event.id,
+        fields=tuple(fields),
+        url=incident.url if incident else None,
+        url_label=incident.title if incident else None,
+        severity=status,
+    )
+
+
+def _member_value(member: GroupMember) -> str:
+    label = member.status.label
+    return f"{label} — {member.detail}" if member.detail else label
 
 
 # --------------------------------------------------------------------------- replies

@@ -5,8 +5,13 @@ target, so a target that is down (Slack for an hour) delays nobody else, and a t
 notices keep their order (the root before its replies). Each (event, target) then goes
 through the delivery pipeline of small stages, Alertmanager-style (:mod:`bot.pipeline`):
 
-    look up thread → route → mute → dedupe → compose → reconcile (after a crash)
-        → send with retry → record
+    look up thread → route → mute → dedupe → group (by likely cause) → compose
+        → reconcile (after a crash) → send with retry → record
+
+A target's jobs run one after the other, except that a job whose stage has to wait a while
+(grouping's ``group_wait``) *parks*: it goes on in a task of its own and the target's next
+job starts; :mod:`bot.pipeline.ordering` keeps an episode's later events behind its opener
+meanwhile. The reading loop never waits for a delivery, only for room in flight.
 
 A stream entry is acknowledged only when every target is done with it (delivered, not for
 it, or dead-lettered). If the process dies, its unacknowledged entries are read again on
@@ -29,8 +34,9 @@ from bot.logs import get_logger
 from bot.models import Event
 from bot.notice_context import NoticeContext
 from bot.notifier import Target
-from bot.pipeline import Mute, Outcome, Work, delivery_pipeline
+from bot.pipeline import GroupSettings, Mute, Outcome, Work, delivery_pipeline
 from bot.pipeline.dead_letters import DeadLetters
+from bot.pipeline.groups import Sleep
 from bot.pipeline.inflight import InFlight, Job
 from bot.pipeline.ordering import Ordering
 from bot.pipeline.patience import Patience
@@ -59,6 +65,24 @@ class DispatcherSettings:
     store_concurrency: int = 32
     #: Unexpected errors (bugs) get this many tries before the delivery is dead-lettered.
     unexpected_attempts: int = 5
+    #: How long a stop waits for deliveries in progress (the rest stay pending).
+    drain_grace: float = 5.0
+    #: Grouping by likely cause (config ``grouping``, :mod:`bot.pipeline.grouping`): whether,
+    #: how long the first of a group waits for the others, how long past that a dead leader's
+    #: claim holds, and how often a waiting member looks (one in this process is woken).
+    grouping: bool = True
+    group_wait: float = 15.0
+    group_grace: float = 10.0
+    group_poll: float = 1.0
+
+    @property
+    def group_settings(self) -> GroupSettings:
+        return GroupSettings(
+            enabled=self.grouping,
+            wait=self.group_wait,
+            grace=self.group_grace,
+            poll=self.group_poll,
+        )
 
 
 class Dispatcher:
@@ -70,6 +94,7 @@ class Dispatcher:
         settings: DispatcherSettings,
         *,
         mutes: Sequence[Mute] = (),
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.store = store
         self.targets = list(targets)
@@ -88,11 +113,15 @@ class Dispatcher:
             ),
             dead_letters=self._dead_letters,
             mutes=mutes,
+            grouping=settings.group_settings,
+            sleep=sleep,
         )
         self._queues: dict[str, asyncio.Queue[Job]] = {t.key: asyncio.Queue() for t in targets}
         self._store_away = False
         self._failing: str | None = None  # what last broke the reading loop (said once)
         self._workers: list[asyncio.Task[None]] = []
+        #: Jobs that parked (waiting for their group) and go on in tasks of their own.
+        self._parked: set[asyncio.Task[None]] = set()
         #: Called after every (event, target) outcome: tests and benchmarks watch this.
         self.on_outcome: Callable[[Event, Target, Outcome], Awaitable[None] | None] | None = None
 
@@ -110,7 +139,7 @@ class Dispatcher:
                     self._failed(exc)
                     await sleep_unless(stop, self.settings.store_retry)
         finally:
-            await self._drain()
+            await self._drain(self.settings.drain_grace)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         await self._patience.run(self.store.ensure_group, self.settings.group, stop=stop)
@@ -203,14 +232,18 @@ class Dispatcher:
         await self._patience.run(self.store.ack, self.settings.group, entry_id)
 
     async def _drain(self, grace: float = 5.0) -> None:
-        """Give in-progress deliveries a moment, then stop; the rest stay pending."""
+        """Give in-progress deliveries a moment, then stop; the rest stay pending (a parked
+        job too: its entry is delivered again on restart, its group claim expires)."""
+        deadline = time.monotonic() + grace
         with suppress(TimeoutError):
             await asyncio.wait_for(
                 asyncio.gather(*(q.join() for q in self._queues.values())), grace
             )
-        for task in self._workers:
+        if self._parked:
+            await asyncio.wait(set(self._parked), timeout=max(0.0, deadline - time.monotonic()))
+        for task in [*self._workers, *self._parked]:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._parked, return_exceptions=True)
 
     # -------------------------------------------------------------- per target
 
@@ -223,14 +256,42 @@ class Dispatcher:
                     loop = asyncio.get_running_loop()
                     loop.call_later(self.settings.store_retry, queue.put_nowait, job)
                     continue  # not done: the entry stays unacknowledged (and ours)
-                outcome = await self.process(target, job.event, redelivery=job.flight.redelivery)
-                job.flight.done.add(target.key)
-                await self._notify(job.event, target, outcome)
+                await self._run(target, job)
             finally:
                 queue.task_done()
-            if self._inflight.target_done(job.flight):
-                await self._ack(job.flight.entry.id)
-                self._inflight.finished(job.flight)
+
+    async def _run(self, target: Target, job: Job) -> None:
+        """One job, to its end; or until it parks, when it goes on in its own task."""
+        parked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def park() -> None:
+            if not parked.done():
+                parked.set_result(None)
+
+        task = asyncio.create_task(self._finish(target, job, park), name=f"job:{target.key}")
+        try:
+            await asyncio.wait({task, parked}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not task.done():
+            self._parked.add(task)
+            task.add_done_callback(self._unparked)
+        else:
+            task.result()
+
+    def _unparked(self, task: asyncio.Task[None]) -> None:
+        self._parked.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a parked delivery failed", exc_info=task.exception())
+
+    async def _finish(self, target: Target, job: Job, park: Callable[[], None]) -> None:
+        outcome = await self.process(target, job.event, redelivery=job.flight.redelivery, park=park)
+        job.flight.done.add(target.key)
+        await self._notify(job.event, target, outcome)
+        if self._inflight.target_done(job.flight):
+            await self._ack(job.flight.entry.id)
+            self._inflight.finished(job.flight)
 
     async def _notify(self, event: Event, target: Target, outcome: Outcome) -> None:
         metrics.DELIVERIES.labels(target.notifier.kind, outcome).inc()
@@ -239,11 +300,18 @@ class Dispatcher:
             if result is not None:
                 await result
 
-    async def process(self, target: Target, event: Event, *, redelivery: bool = False) -> Outcome:
+    async def process(
+        self,
+        target: Target,
+        event: Event,
+        *,
+        redelivery: bool = False,
+        park: Callable[[], None] | None = None,
+    ) -> Outcome:
         """The pipeline for one (event, target). Never raises (but may be cancelled): a bug
         in a stage must not silence a target for good, so it is recorded and passed over."""
         try:
-            return await self._pipeline.run(Work(event, target, redelivery))
+            return await self._pipeline.run(Work(event, target, redelivery, park=park))
         except Exception as exc:
             log.exception("delivery pipeline failed", target=target.label, event_id=event.id)
             await self._dead_letters.broken(target, event, exc)

@@ -113,6 +113,19 @@ def worst(statuses: Iterable[Status]) -> Status:
     return max(statuses, key=lambda s: s.rank, default=Status.OPERATIONAL)
 
 
+def provider_status_of(statuses: Iterable[Status], states: Iterable[ComponentState]) -> Status:
+    """A provider's status from its components': the worst, except that a provider whose
+    probed models partly answer is at most a partial outage (one model down is not the whole
+    provider down). ``statuses`` are the components' (what the caller counts as known)."""
+    status = worst(statuses)
+    if status is not Status.MAJOR_OUTAGE:
+        return status
+    states = list(states)
+    down = [s for s in states if s.status is Status.MAJOR_OUTAGE]
+    answering = [s for s in states if s.model and s.status in (Status.OPERATIONAL, Status.DEGRADED)]
+    return Status.PARTIAL_OUTAGE if answering and all(s.model for s in down) else status
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -138,6 +151,11 @@ class ProbeError(StrEnum):
     AUTH = "auth"  # 401/403: our key is wrong, a configuration alert, never an outage
     CONFIG = "config"  # 404, redirects, other 4xx: the probe itself is misconfigured
     RATE_LIMITED = "rate_limited"  # 429: up, but we are throttled; never an outage
+    #: A 200 that is no completion (an error object, empty, not JSON, no stop reason) or a
+    #: stream cut before its end event: the provider answered, badly (a failure).
+    ANSWER = "answer"
+    #: 404 / ``model_not_found`` / a retired model: a configuration alert naming the model.
+    MODEL = "model"
 
     @property
     def is_network(self) -> bool:
@@ -145,7 +163,7 @@ class ProbeError(StrEnum):
 
     @property
     def is_config(self) -> bool:
-        return self in (ProbeError.AUTH, ProbeError.CONFIG)
+        return self in (ProbeError.AUTH, ProbeError.CONFIG, ProbeError.MODEL)
 
 
 class IncidentUpdate(BaseModel):
@@ -209,6 +227,11 @@ class Observation:
     error: ProbeError | None = None
     #: A page that now redirects to another host: (the URL asked for, where it led).
     moved: tuple[str, str] | None = None
+    #: The model an inference probe called (its component is that model).
+    model: str | None = None
+    #: The model's latency percentiles over its recent calls (inference probes).
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
 
     @property
     def key(self) -> str:
@@ -240,6 +263,11 @@ class ComponentState(BaseModel):
     last_confirmed: bool = False
     incident: Incident | None = None
     latency_ms: float | None = None
+    #: An inference probe's model (this component is that model) and its latency
+    #: percentiles over the recent calls.
+    model: str | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
     detail: str | None = None
     flapping: bool = False
     #: The provider-level outage episode this component belongs to (threads hang off it).
@@ -317,6 +345,21 @@ class EventEscalation(BaseModel):
     count: int = 0
 
 
+class EventCause(BaseModel):
+    """The likely upstream cause of an outage: an open incident on the page of a cloud or CDN
+    the provider stands on (the catalog's ``upstreams``). Notices with the same ``group``
+    are grouped per channel into one root (``grouping`` in the config)."""
+
+    #: The upstream's id and name (``cloudflare``, "Cloudflare").
+    upstream: str
+    name: str
+    #: The upstream incident's title and link.
+    incident: str
+    url: str | None = None
+    #: What groups notices together: ``{upstream}:{incident id}``.
+    group: str
+
+
 class Event(BaseModel):
     """One entry of the ``events`` stream (schema v1, see DESIGN.md).
 
@@ -348,6 +391,8 @@ class Event(BaseModel):
     audience: Audience = "all"
     latency_ms: float | None = None
     escalation: EventEscalation | None = None
+    #: The likely upstream cause (an addition of issue 13, see DESIGN.md "Upstream causes").
+    cause: EventCause | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

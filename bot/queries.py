@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import EMOJI, ComponentState, Incident, Status, worst
+from bot.models import EMOJI, ComponentState, Incident, Status, provider_status_of
 from config.durations import humanize
 from config.schema import ProviderConfig, TocsinConfig
 
@@ -34,6 +34,8 @@ class FallbackOption:
     has_key: bool = False
     litellm_model: str | None = None
     openrouter_model: str | None = None
+    #: A sibling model of the provider that is down (its other models still answer).
+    model: str | None = None
 
     @property
     def label(self) -> str:
@@ -96,10 +98,16 @@ def provider_row(provider: ProviderConfig, states: Mapping[str, ComponentState])
             key=lambda s: s.display_name,
         )
     )
-    status = worst(c.status for c in components) if components else Status.UNKNOWN
+    status = (
+        provider_status_of((c.status for c in components), components)
+        if components
+        else Status.UNKNOWN
+    )
     incidents = [c.incident for c in components if c.incident and not c.incident.resolved]
     latencies = [c.latency_ms for c in components if c.latency_ms is not None]
-    not_ok = [c for c in components if c.status == status]
+    not_ok = [c for c in components if c.status == status] or [
+        c for c in components if c.status.is_outage
+    ]
     checked = [c.checked_at for c in components if c.checked_at]
     details = [c.detail for c in not_ok if c.detail]
     return ProviderRow(
@@ -148,7 +156,7 @@ def fallback_options(
                 openrouter_model=other.openrouter_model if other else None,
             )
         )
-    return sorted(
+    ranked = sorted(
         options,
         key=lambda o: (
             _PREFERENCE[o.status],
@@ -157,6 +165,31 @@ def fallback_options(
             not o.has_key,
         ),
     )
+    return sibling_models(provider, states, probed) + ranked
+
+
+def sibling_models(
+    provider: ProviderConfig, states: Mapping[str, ComponentState], probed: Collection[str]
+) -> list[FallbackOption]:
+    """When some of a provider's probed models are down, its models that still answer come
+    first: switching model is the smallest change an app can make (same key, same SDK)."""
+    models = [s for s in states.values() if s.provider == provider.id and s.model]
+    if not any(s.status.is_outage for s in models):
+        return []
+    prefix = provider.litellm_model.split("/", 1)[0] if provider.litellm_model else None
+    answering = [s for s in models if s.status in (Status.OPERATIONAL, Status.DEGRADED)]
+    return [
+        FallbackOption(
+            provider=provider.id,
+            name=f"{s.display_name} ({provider.name})",
+            status=s.status,
+            latency_ms=s.latency_p50_ms or s.latency_ms,
+            has_key=provider.id in probed,
+            litellm_model=f"{prefix}/{s.model}" if prefix else None,
+            model=s.model,
+        )
+        for s in sorted(answering, key=lambda s: (_PREFERENCE[s.status], s.latency_ms or 0.0))
+    ]
 
 
 def uptime(

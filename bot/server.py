@@ -209,6 +209,9 @@ def _row_json(row: ProviderRow) -> dict[str, Any]:
                 "confirmed": c.confirmed,
                 "since": c.since.isoformat(),
                 "detail": c.detail,
+                "model": c.model,
+                "latency_p50_ms": c.latency_p50_ms,
+                "latency_p95_ms": c.latency_p95_ms,
             }
             for c in row.components
         ],

@@ -17,6 +17,13 @@ I/O. The rules (DESIGN.md, "Tracker rules"):
 * Self-check: probe failures with network errors only become an outage once another
   provider's probe got an answer during the failure streak; when most probed providers fail
   with network errors together, our own network is the suspect: one ``watcher_health`` event.
+* Inference probes make each model a component: a provider whose models partly answer is at
+  most ``partial_outage`` (one model down is not the whole provider down), and a model's
+  change says how its siblings are doing.
+* Upstreams (clouds and CDNs the providers stand on): their pages' open incidents are
+  remembered, never announced. A provider event while one of its upstreams has an open incident
+  carries it as ``cause`` (the dispatcher groups notices by it), and network failures of a
+  provider so explained neither wait for the self-check's proof nor count as our network's.
 * Outages are grouped in provider-wide *episodes*: the first component to leave operational
   opens one, the last to come back closes it. Chat threads hang off episodes. A new incident
   update is told once per provider within an episode, and an incident resolved shortly after
@@ -34,6 +41,7 @@ from datetime import datetime, timedelta
 from bot.models import (
     ComponentState,
     Event,
+    EventCause,
     EventIncident,
     EventType,
     Incident,
@@ -42,6 +50,7 @@ from bot.models import (
     SourceKind,
     StateUpdate,
     Status,
+    provider_status_of,
     state_key,
     worst,
 )
@@ -69,6 +78,9 @@ class TrackerSettings:
     probed: frozenset[str] = frozenset()
     #: How long after an episode closes its incident's resolution is still told in its thread.
     resolution_grace: float = 3600.0
+    #: Provider id → the upstream ids it stands on, and upstream id → its name.
+    upstreams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    upstream_names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -124,6 +136,8 @@ class Tracker:
         self._broken: dict[str, str] = {}
         #: Page sources that moved to another host, with where the admins were told it went.
         self._moved: dict[str, str] = {}
+        #: Upstream id → its open incidents, by the component that reports them.
+        self._upstream_open: dict[str, dict[str, Incident]] = {}
 
     # ----------------------------------------------------------------- public
 
@@ -183,6 +197,9 @@ class Tracker:
         return track
 
     def _observe(self, obs: Observation) -> list[StateUpdate]:
+        if obs.provider in self.settings.upstream_names:
+            self._upstream(obs)
+            return []
         track = self._track(obs)
         state = track.state
         state.checked_at = obs.at
@@ -195,6 +212,9 @@ class Tracker:
             self._note_probe(obs)
             if obs.latency_ms is not None:
                 state.latency_ms = obs.latency_ms
+            if obs.model is not None:
+                state.model = obs.model
+                state.latency_p50_ms, state.latency_p95_ms = obs.latency_p50_ms, obs.latency_p95_ms
             self._debounce(track, obs)
         else:
             self._read_page(state, obs)
@@ -229,6 +249,34 @@ class Tracker:
         state.page_readable = True
         state.page_status = obs.status
         state.incident = obs.incident
+
+    # upstreams -----------------------------------------------------------------
+
+    def _upstream(self, obs: Observation) -> None:
+        """Remember an upstream page's open incident (maintenance is not a cause)."""
+        incident = obs.incident
+        open_ = self._upstream_open.setdefault(obs.provider, {})
+        if obs.status is Status.UNKNOWN:
+            return  # an unreadable page withdraws nothing
+        if incident is None or incident.resolved or incident.maintenance:
+            open_.pop(obs.component, None)
+        else:
+            open_[obs.component] = incident
+
+    def cause(self, provider: str) -> EventCause | None:
+        """The first upstream (in the provider's order) with an open incident, if any."""
+        for upstream in self.settings.upstreams.get(provider, ()):
+            incidents = self._upstream_open.get(upstream)
+            if incidents:
+                incident = min(incidents.values(), key=lambda i: i.id)
+                return EventCause(
+                    upstream=upstream,
+                    name=self.settings.upstream_names.get(upstream, upstream),
+                    incident=incident.title,
+                    url=incident.url,
+                    group=f"{upstream}:{incident.id}",
+                )
+        return None
 
     # probes ------------------------------------------------------------------
 
@@ -281,7 +329,10 @@ class Tracker:
         return {p: t for p, t in self._providers.items() if t.last_probe_at is not None}
 
     def _network_proven(self, track: _Track) -> bool:
-        """Did another provider's probe get an answer while this one kept failing?"""
+        """Did another provider's probe get an answer while this one kept failing? (An open
+        incident upstream of the provider explains the failure as well.)"""
+        if self.cause(track.state.provider) is not None:
+            return True
         if self._network_suspect:
             return False
         probed = self._probed()
@@ -309,23 +360,26 @@ class Tracker:
     def _self_check(self, now: datetime) -> list[StateUpdate]:
         """Most probes failing with network errors at once: suspect our own network."""
         window = timedelta(seconds=self.settings.self_check_window)
-        recent = [
-            t
-            for t in self._probed().values()
+        recent = {
+            p: t
+            for p, t in self._probed().items()
             if t.last_probe_at and now - t.last_probe_at <= window
-        ]
+        }
         if len(recent) < self.settings.self_check_min_providers:
             if len(self.settings.probed) >= self.settings.self_check_min_providers:
                 return []  # the first round is not over: no verdict either way yet
             suspect = False
         else:
-            failing = sum(t.last_probe_network_error for t in recent)
+            failing = sum(
+                t.last_probe_network_error and self.cause(p) is None for p, t in recent.items()
+            )
             suspect = failing / len(recent) > self.settings.self_check_ratio
         if suspect == self._network_suspect:
             return []
         self._network_suspect = suspect
         detail = (
-            f"probes to {sum(t.last_probe_network_error for t in recent)} of {len(recent)} "
+            f"probes to {sum(t.last_probe_network_error for t in recent.values())} of "
+            f"{len(recent)} "
             "providers fail with network errors: this watcher's own network is the suspect; "
             "provider notices are held until it recovers"
             if suspect
@@ -480,7 +534,23 @@ class Tracker:
                 f"{self.settings.flap_quiet:g}s"
             )
             return [self._emit("flapping", track, at, source, old, detail=detail)]
-        return [self._emit("state_changed", track, at, source, old)]
+        return [
+            self._emit("state_changed", track, at, source, old, detail=self._model_detail(track))
+        ]
+
+    def _model_detail(self, track: _Track) -> str | None:
+        """A model's change in words: why (the probe's counts), and how its siblings are."""
+        state = track.state
+        if state.model is None:
+            return None
+        siblings = [
+            t.state
+            for t in self._tracks.values()
+            if t.state.provider == state.provider and t.state.model and t is not track
+        ]
+        said = [state.detail] if state.detail and state.status is not Status.OPERATIONAL else []
+        said += [f"{s.display_name} {s.status.label.lower()}" for s in siblings]
+        return "; ".join(said) or None
 
     def _unflap(self, track: _Track, at: datetime, source: str | None) -> list[StateUpdate]:
         state = track.state
@@ -592,6 +662,7 @@ class Tracker:
             provider_status=self.provider_status(state.provider),
             audience="admins" if audience == "admins" else "all",
             latency_ms=state.latency_ms,
+            cause=self.cause(state.provider) if audience != "admins" else None,
         )
 
     def provider_status(self, provider: str) -> Status:
@@ -602,7 +673,8 @@ class Tracker:
             if t.state.provider == provider
         ]
         known = [s for s in known if s is not Status.UNKNOWN] or [Status.UNKNOWN]
-        return worst(known)
+        states = (t.state for t in self._tracks.values() if t.state.provider == provider)
+        return provider_status_of(known, states)
 
     def _episode(self, provider: str, at: datetime) -> tuple[str, datetime | None] | None:
         """Open or close the provider's episode; return (id, start) when this closes it."""

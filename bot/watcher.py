@@ -82,6 +82,8 @@ def tracker_for(config: TocsinConfig, sources: Sequence[Source]) -> Tracker:
         self_check_min_providers=watch.self_check_min_providers,
         self_check_window=3 * max(probe_intervals, default=watch.interval),
         probed=frozenset(s.provider for s in sources if s.kind is SourceKind.PROBE),
+        upstreams={p.id: tuple(p.upstreams) for p in config.providers if p.upstreams},
+        upstream_names={u.id: u.name for u in config.upstreams},
     )
     thresholds = {
         p.id: Thresholds(

@@ -18,6 +18,8 @@ import yaml
 @dataclass(frozen=True)
 class Catalog:
     entries: tuple[Mapping[str, Any], ...]
+    #: The clouds and CDNs the entries stand on (their ``upstreams`` name these ids).
+    upstreams: tuple[Mapping[str, Any], ...] = ()
 
     def get(self, provider_id: str) -> dict[str, Any] | None:
         for entry in self.entries:
@@ -31,9 +33,13 @@ class Catalog:
     def main(self) -> Iterator[Mapping[str, Any]]:
         return (entry for entry in self.entries if entry.get("main"))
 
+    def upstream(self, upstream_id: str) -> dict[str, Any] | None:
+        found = next((u for u in self.upstreams if u["id"] == upstream_id), None)
+        return dict(found) if found is not None else None
+
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     text = resources.files("config").joinpath("providers.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
-    return Catalog(entries=tuple(data["providers"]))
+    return Catalog(entries=tuple(data["providers"]), upstreams=tuple(data.get("upstreams") or ()))

@@ -302,6 +302,8 @@ def build_config(
     written = doc.get("providers")
     errors: list[str] = []
     doc["providers"], positions = _resolve_providers(written, catalog, errors)
+    if "upstreams" not in doc:
+        doc["upstreams"] = _upstreams_of(doc["providers"], catalog)
     config: TocsinConfig | None = None
     try:
         config = TocsinConfig.model_validate(doc)
@@ -425,6 +427,15 @@ def _resolve_providers(raw: Any, catalog: Catalog, errors: list[str]) -> tuple[A
     return resolved, positions
 
 
+def _upstreams_of(providers: Any, catalog: Catalog) -> list[dict[str, Any]]:
+    """The catalog's upstreams that the watched providers stand on, in catalog order."""
+    named: set[str] = set()
+    for entry in providers if isinstance(providers, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("upstreams"), list):
+            named.update(u for u in entry["upstreams"] if isinstance(u, str))
+    return [dict(u) for u in catalog.upstreams if u["id"] in named]
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``override`` over ``base``; mappings merge, everything else replaces."""
     merged = dict(base)
@@ -464,6 +475,7 @@ def _cross_checks(
                     f"providers[{index}].fallbacks[{j}]: unknown provider {fallback!r}"
                     f"{_suggest(fallback, known)}"
                 )
+        errors.extend(_unknown_upstreams(index, merged, doc, catalog))
     for where, route in _routes(doc):
         providers = route.get("providers")
         if not isinstance(providers, list):
@@ -476,6 +488,25 @@ def _cross_checks(
                 )
     errors.extend(_missing_policy_keys(doc))
     return errors
+
+
+def _unknown_upstreams(
+    index: int, provider: Mapping[str, Any], doc: Mapping[str, Any], catalog: Catalog
+) -> list[str]:
+    """An upstream a provider names must be one the file or the catalog knows (a typo would
+    silently never name a cause)."""
+    given = doc.get("upstreams")
+    known = (
+        {u["id"] for u in catalog.upstreams} | {u.get("id") for u in given if isinstance(u, dict)}
+        if isinstance(given, list)
+        else {u["id"] for u in catalog.upstreams}
+    )
+    return [
+        f"providers[{index}].upstreams[{j}]: unknown upstream {name!r}"
+        f"{_suggest(name, sorted(str(k) for k in known))}"
+        for j, name in enumerate(_strings(provider.get("upstreams")))
+        if name not in known
+    ]
 
 
 def _strings(value: Any) -> list[str]:

@@ -232,14 +232,23 @@ class ProbeAuth(Model):
     key: Secret | None = None
 
 
-class ProbeConfig(Model):
-    """A synthetic API call with the team's own key, e.g. listing models."""
+#: The inference probe's wire formats, one module each in ``bot/probes/``.
+WireName = Literal["anthropic", "openai", "gemini", "cohere"]
+MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$"
 
-    url: HttpURL
+
+class ProbeConfig(Model):
+    """A synthetic API call with the team's own key: list models (``kind: models``), or one
+    tiny completion per model (``kind: inference``, README "Probes")."""
+
+    kind: Literal["models", "inference"] = "models"
+    #: The ``models`` kind's endpoint (the catalog's ``GET /v1/models``).
+    url: HttpURL | None = None
     method: Literal["GET", "POST", "HEAD"] = "GET"
     interval: Duration | None = None
     timeout: Duration = 10.0
-    #: A 2xx slower than this counts as ``degraded``.
+    #: ``models``: a 2xx slower than this counts as ``degraded``. ``inference``: the median
+    #: of the last ``latency_window`` calls of a model over this is ``degraded``.
     latency_budget: Duration = 5.0
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = None
@@ -251,6 +260,43 @@ class ProbeConfig(Model):
     failure_status: Severity = Status.MAJOR_OUTAGE
     #: ``None``: on when a key is available (or none is needed).
     enabled: bool | None = None
+    # --- inference (catalog entries fill these; a user usually writes kind and models)
+    #: The API's wire format and base URL (``https://api.anthropic.com``).
+    wire: WireName | None = None
+    api_url: HttpURL | None = None
+    #: The models to call, each its own component; the catalog's cheap default otherwise.
+    models: list[Annotated[str, Field(pattern=MODEL_ID)]] = Field(default_factory=list)
+    #: Model id → display name ("Claude Sonnet 4.5"); the id is shown otherwise.
+    model_names: dict[str, str] = Field(default_factory=dict)
+    #: Merged over the wire format's request body; a ``null`` removes a key
+    #: (``{max_tokens: null, max_completion_tokens: 1}``), like the SDKs' ``extra_body``.
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: Stream the answer: measures time to first token; a stream cut short is a failure.
+    stream: bool = False
+    #: How many recent calls per model the latency median and the failure counts cover.
+    latency_window: int = Field(5, ge=1, le=50)
+    #: Estimated tokens one call costs (prompt + 1 completion token), for the cost estimate.
+    tokens_per_call: int = Field(10, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> ProbeConfig:
+        if self.kind == "models" and self.url is None:
+            raise ValueError("a models probe needs a url (e.g. https://api.example.com/v1/models)")
+        if self.kind == "inference":
+            missing = [n for n in ("wire", "api_url") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    f"an inference probe needs {' and '.join(missing)} (the catalog gives them "
+                    "for its providers): wire is one of anthropic, openai, gemini, cohere"
+                )
+            if not self.models:
+                raise ValueError("an inference probe needs models: [...] (the models you call)")
+            if len(set(self.models)) != len(self.models):
+                raise ValueError("probe.models lists a model twice")
+        return self
+
+    def model_name(self, model: str) -> str:
+        return self.model_names.get(model) or model
 
 
 class ProviderConfig(Model):
@@ -270,6 +316,9 @@ class ProviderConfig(Model):
     openrouter_model: str | None = None
     #: Catalog-only: part of the built-in default set.
     main: bool = False
+    #: The clouds and CDNs this provider stands on (ids in ``upstreams``): an open incident
+    #: on one of their pages is named as the likely cause of an outage (README "Upstream causes").
+    upstreams: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_a_source(self) -> ProviderConfig:
@@ -366,6 +415,29 @@ EscalationPolicy = Annotated[
 ]
 
 
+class UpstreamConfig(Model):
+    """A cloud or CDN the providers stand on. Its page is read, never announced: an open
+    incident there is named as the likely cause of the providers' outages."""
+
+    id: Annotated[str, Field(pattern=PROVIDER_ID)]
+    name: str
+    status_page: StatusPageConfig
+
+
+GroupLabel = Literal["cause"]
+_CAUSE: GroupLabel = "cause"
+
+
+class GroupingConfig(Model):
+    """Alertmanager-style grouping of notices that share a likely cause: per channel, the
+    first waits ``group_wait`` for the others, then one root lists them all. Only notices with
+    an upstream cause wait; a single-provider outage without one is never slowed."""
+
+    enabled: bool = True
+    group_by: list[GroupLabel] = Field(default_factory=lambda: [_CAUSE])
+    group_wait: Duration = Field(15.0, ge=0.0, le=600.0)
+
+
 class ConsoleConfig(Model):
     enabled: bool = True
 
@@ -415,6 +487,10 @@ class TocsinConfig(Model):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+    #: The clouds and CDNs the providers stand on; default: the catalog's, for those the
+    #: watched providers name. ``[]`` reads none.
+    upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
     #: This replica's name (consumer name in the stream group); default: host and pid.
     instance: str | None = None
 

@@ -656,8 +656,12 @@ def test_the_example_config_validates_and_covers_every_section() -> None:
     assert overridden is not None
     assert entry is not None
     assert overridden.probe is not None
-    assert overridden.probe.interval == 10.0
+    assert overridden.probe.interval == 60.0
     assert overridden.probe.url == entry["probe"]["url"]
+    # ...and its inference probe the catalog's wire format and API, with the models written
+    assert (overridden.probe.kind, overridden.probe.wire) == ("inference", "anthropic")
+    assert overridden.probe.api_url == entry["probe"]["api_url"]
+    assert overridden.probe.models == ["claude-sonnet-4-5", "claude-haiku-4-5"]
     # a custom provider with a status page, a probe and fallbacks
     customs = [p for p in config.providers if p.id not in catalog_ids]
     assert any(p.status_page and p.probe and p.fallbacks for p in customs)

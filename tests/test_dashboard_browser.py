@@ -74,6 +74,10 @@ async def _fill(store: Store) -> None:
             status=status,
             incident=incident,
             detail=HOSTILE_DETAIL if provider == "acme" else None,
+            # zeta's component is a probed model with its latency percentiles
+            model="chat" if provider == "zeta" else None,
+            latency_p50_ms=420.4 if provider == "zeta" else None,
+            latency_p95_ms=910.0 if provider == "zeta" else None,
         )
         event = Event(
             type="state_changed",
@@ -188,3 +192,6 @@ async def test_hostile_text_is_shown_as_text_runs_nothing_and_real_links_stay_li
     assert await link.count() == 1
     assert await link.get_attribute("href") == SAFE_URL
     assert await link.inner_text() == "Degraded chat"
+    # A probed model shows its latency percentiles beside its status.
+    zeta = await providers.locator("tr", has_text="Zeta AI").locator("td").all_inner_texts()
+    assert "p50 420 ms · p95 910 ms" in zeta[2]

@@ -23,6 +23,7 @@ from bot import logs
 from bot.app import register_config_secrets
 from config.loader import build_config
 from tests.chaos import until
+from tests.fakes.inference import FakeInferenceAPI
 from tests.fakes.status_server import FakeStatusServer
 
 SLACK = "xoxb-1111-2222-SECRETSLACKTOKEN"
@@ -116,17 +117,7 @@ async def test_a_running_tocsin_never_prints_a_secret(
         "ZETA_KEY": PROBE_KEY + "-zeta",
         "COLUMNS": "2000",  # no wrapping: a secret split over two lines would hide from us
     }
-    tocsin = Path(sys.executable).parent / "tocsin"
-    proc = await asyncio.create_subprocess_exec(
-        str(tocsin),
-        "run",
-        "--config",
-        str(path),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _tocsin_run(path, env)
     seen = await _until_said(
         proc,
         "probe rejected our key (HTTP 401)",
@@ -224,6 +215,20 @@ def test_a_log_line_is_one_line_and_bounded() -> None:
     assert "zzz" not in out.getvalue()
 
 
+async def _tocsin_run(path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``tocsin run --config path`` in a real process, its output piped to us."""
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "tocsin"),
+        "run",
+        "--config",
+        str(path),
+        cwd=path.parent,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def _until_said(proc: asyncio.subprocess.Process, *phrases: str, within: float) -> str:
     """Read ``proc``'s output until every phrase has appeared (or ``within`` seconds pass):
     a condition, not a fixed sleep that a loaded machine outlasts. What was read is returned."""
@@ -243,3 +248,54 @@ async def _until_said(proc: asyncio.subprocess.Process, *phrases: str, within: f
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     return "".join(said)
+
+
+async def test_an_inference_probe_key_never_leaves_the_request(tmp_path: Path) -> None:
+    """The inference probes' keys, echoed back by the APIs (Anthropic's 500 quoting the key,
+    OpenAI's 401 "Incorrect API key provided: sk-..."), at debug level: never in what tocsin
+    prints, though the fake saw them in the requests."""
+    api = await FakeInferenceAPI(key=PROBE_KEY).start()
+    try:
+        api.set("claude-haiku-4-5", "status", code=500, message="bad key {key} upstream")
+        config = {
+            "server": {"enabled": False},
+            "log": {"level": "debug"},
+            "watch": {"interval": "300ms", "jitter": "0s"},
+            "upstreams": [],
+            "providers": [
+                {
+                    "id": "anthropic",
+                    "status_page": None,
+                    "probe": {"kind": "inference", "api_url": api.url},
+                },
+                {
+                    "id": "openai",
+                    "status_page": None,
+                    "probe": {"kind": "inference", "api_url": api.url + "/v1"},
+                },
+            ],
+        }
+        path = tmp_path / "tocsin.yaml"
+        path.write_text(yaml.safe_dump(config))
+        wrong = PROBE_KEY + "-wrong"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.endswith(("_TOKEN", "_KEY"))},
+            "ANTHROPIC_API_KEY": PROBE_KEY,
+            "OPENAI_API_KEY": wrong,
+            "COLUMNS": "2000",
+        }
+        proc = await _tocsin_run(path, env)
+        said = ("refused the probe's API key (HTTP 401", "calls answered HTTP 500")
+        seen = await _until_said(proc, *said, within=30)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+        text = seen + stdout.decode() + stderr.decode()
+        assert proc.returncode == 0, text
+        assert all(phrase in text for phrase in said), text  # it saw both, and said so
+        sent = {str(r.headers) for r in api.requests}
+        assert any(PROBE_KEY in h for h in sent)
+        assert any(wrong in h for h in sent)
+        assert PROBE_KEY not in text
+        assert PROBE_KEY[-10:] not in text
+    finally:
+        await api.close()

@@ -86,7 +86,7 @@ class RetryPolicy:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(multiplier=self.initial, max=self.max)(state)
+        backoff = wait_exponential_jitter(initial=self.initial, max=self.max)(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
             return max(exc.retry_after, 0.0)

@@ -18,6 +18,17 @@ from bot.models import Event
 from bot.notice_context import NoticeContext
 from bot.notifier import Delivery, Intent, PermanentError, Receipt, Target
 from bot.pipeline.dead_letters import DeadLetters
+from bot.pipeline.groups import (
+    MEMBERS_KEPT,
+    Claim,
+    GroupBook,
+    GroupJoin,
+    GroupPlan,
+    GroupRecord,
+    ListedMember,
+    root_ref,
+    stored_cause,
+)
 from bot.pipeline.patience import Patience
 from bot.pipeline.retry import RetryPolicy
 from bot.routing import route
@@ -45,6 +56,13 @@ class Work:
     receipt: Receipt | None = None
     #: The receipt was found on the platform (posted before a crash), not made now.
     found: bool = False
+    #: Called by a stage about to wait a while (grouping): the target's next job may start.
+    park: Callable[[], None] | None = None
+    #: Grouping (:mod:`bot.pipeline.grouping`): the claim this event took on its group (let
+    #: go when the work ends), a leader's group root, or a late joiner's group.
+    claim: Claim | None = None
+    group: GroupPlan | None = None
+    join: GroupJoin | None = None
 
 
 class Stage(Protocol):
@@ -107,14 +125,19 @@ class Idempotency(StoreStage):
 
 
 class Composing:
-    """The notice, and for a reply what the thread's root should say now."""
+    """The notice, and for a reply what the thread's root should say now (in a group's
+    thread: the group root again, never one provider's root)."""
 
-    def __init__(self, context: NoticeContext, patience: Patience) -> None:
+    def __init__(self, context: NoticeContext, patience: Patience, book: GroupBook) -> None:
         self.context = context
         self.patience = patience
+        self.book = book
 
     async def run(self, work: Work) -> Outcome | None:
         event, intent = work.event, _intent(work)
+        if work.group is not None:
+            work.delivery = await self._group_root(work, work.group)
+            return None
         if intent is Intent.OPEN:
             opening = await self._notice(event, "root")
             work.delivery = Delivery(event, opening, intent, None, None, work.redelivery)
@@ -124,12 +147,42 @@ class Composing:
         edits_root = intent is Intent.RESOLVE or (
             intent is Intent.UPDATE and not event.episode_closed and event.type != "escalation"
         )
-        root = await self._notice(event, "root") if edits_root else None
-        message = await self._notice(event, "message")
+        if work.join is not None:
+            record = work.join.record
+            listed = [m.shown for m in record.members] + [ListedMember.of(event).shown]
+            root: Notice | None = await self.patience.run(
+                self.context.group_root, event, record.cause, listed
+            )
+            message = await self._notice(event, "join")
+        else:
+            root = await self._root(work, event) if edits_root else None
+            message = await self._notice(event, "message")
         work.delivery = Delivery(event, message, intent, work.thread, root, work.redelivery)
         return None
 
-    async def _notice(self, event: Event, which: Literal["message", "root"]) -> Notice:
+    async def _group_root(self, work: Work, plan: GroupPlan) -> Delivery:
+        listed = [ListedMember.of(m).shown for m in plan.members]
+        notice: Notice = await self.patience.run(
+            self.context.group_root, plan.root_event, plan.cause, listed
+        )
+        # mentions go by the worst of the group, not by whichever provider came first
+        posted_as = plan.root_event.model_copy(update={"provider_status": notice.status})
+        return Delivery(posted_as, notice, Intent.OPEN, None, None, work.redelivery)
+
+    async def _root(self, work: Work, event: Event) -> Notice | None:
+        group = (work.thread or {}).get("group")
+        if not group:
+            return await self._notice(event, "root")
+        record = await self.book.read(str(group), work.target.key)
+        if record is None:
+            return None  # a group's root that cannot be recomposed is left as it is
+        listed = [m.shown for m in record.members]
+        notice: Notice = await self.patience.run(
+            self.context.group_root, event, record.cause, listed
+        )
+        return notice
+
+    async def _notice(self, event: Event, which: Literal["message", "root", "join"]) -> Notice:
         notice: Notice = await self.patience.run(self.context.notice, event, which)
         return notice
 
@@ -181,17 +234,52 @@ class Sending:
 
 
 class Recording(StoreStage):
-    """Mark it sent, and remember the thread an opening notice started."""
+    """Mark it sent, and remember the thread an opening notice started (for a group root:
+    the group's record, then every member's episode thread, see :mod:`bot.pipeline.grouping`)."""
+
+    def __init__(self, store: Store, patience: Patience, book: GroupBook) -> None:
+        super().__init__(store, patience)
+        self.book = book
 
     async def run(self, work: Work) -> Outcome | None:
         delivery, receipt, key = _delivery(work), work.receipt, work.target.key
         assert receipt is not None, "Recording runs after Sending"
-        event = delivery.event
-        if delivery.intent is Intent.OPEN and event.episode:
+        event = work.event
+        marked = json.dumps(receipt.ref) or "1"
+        if work.group is not None:
+            await self._group(work.group, key, receipt.ref, marked)
+        elif work.join is not None:
+            await self._join(work.join, event, key)
+        elif delivery.intent is Intent.OPEN and event.episode:
             ref = {**receipt.ref, "event": event.id}  # which event opened it (see LookUpThread)
             await self.patience.run(self.store.set_thread, event.episode, key, ref)
-        await self.patience.run(self.store.mark_sent, event.id, key, json.dumps(receipt.ref) or "1")
+        await self.patience.run(self.store.mark_sent, event.id, key, marked)
         return "reconciled" if work.found else "delivered"
+
+    async def _group(self, plan: GroupPlan, key: str, ref: dict[str, Any], marked: str) -> None:
+        """The record first: once it is written, every member counts as delivered (a crash
+        after it is finished by whichever member looks next)."""
+        record = GroupRecord(
+            cause=stored_cause(plan.cause),
+            root=root_ref(ref),
+            members=[ListedMember.of(m) for m in plan.members],
+        )
+        await self.book.write(plan.group, key, record)
+        for member in plan.members:
+            if member.episode:
+                thread = record.thread(plan.group, member.id)
+                await self.patience.run(self.store.set_thread, member.episode, key, thread)
+        for member in plan.members:
+            await self.patience.run(self.store.mark_sent, member.id, key, marked)
+
+    async def _join(self, join: GroupJoin, event: Event, key: str) -> None:
+        record = join.record
+        if len(record.members) < MEMBERS_KEPT:
+            record.members.append(ListedMember.of(event))
+        await self.book.write(join.group, key, record)
+        if event.episode:
+            thread = record.thread(join.group, event.id)
+            await self.patience.run(self.store.set_thread, event.episode, key, thread)
 
 
 def _intent(work: Work) -> Intent:

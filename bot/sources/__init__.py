@@ -12,11 +12,21 @@ import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.sources.fetch import FetchLimits
 from bot.sources.probe import ProbeSource
 from bot.sources.source import PageSource, Source
-from config.schema import ProbeConfig, ProviderConfig, TocsinConfig
+from config.schema import (
+    ProbeConfig,
+    ProviderConfig,
+    StatusPageConfig,
+    TocsinConfig,
+    UpstreamConfig,
+)
+
+if TYPE_CHECKING:
+    from bot.sources.inference import InferenceProbeSource
 
 
 def page_source_class(kind: str) -> type[PageSource]:
@@ -51,24 +61,29 @@ def build_sources(config: TocsinConfig, env: Mapping[str, str] | None = None) ->
     skipped: list[SkippedProbe] = []
     for provider in config.providers:
         if provider.status_page is not None:
-            sources.append(_page_source(config, provider))
+            sources.append(_page_source(config, provider.id, provider.status_page))
         if provider.probe is not None:
             probe = _probe_source(config, provider, provider.probe, env)
             if isinstance(probe, SkippedProbe):
                 skipped.append(probe)
             else:
                 sources.append(probe)
+    sources.extend(_page_source(config, u.id, u.status_page) for u in watched_upstreams(config))
     return SourcePlan(sources, skipped)
 
 
-def _page_source(config: TocsinConfig, provider: ProviderConfig) -> PageSource:
-    page = provider.status_page
-    assert page is not None
+def watched_upstreams(config: TocsinConfig) -> list[UpstreamConfig]:
+    """The upstream pages worth reading: those some watched provider stands on."""
+    named = {u for p in config.providers for u in p.upstreams}
+    return [u for u in config.upstreams if u.id in named]
+
+
+def _page_source(config: TocsinConfig, owner: str, page: StatusPageConfig) -> PageSource:
     watch = config.watch
     limits = FetchLimits(timeout=page.timeout or watch.timeout, max_bytes=watch.max_body_bytes)
     cls = page_source_class(page.kind)
     return cls(
-        provider.id,
+        owner,
         page.url,
         components=page.components,
         interval=page.interval or watch.page_interval,
@@ -80,7 +95,7 @@ def _page_source(config: TocsinConfig, provider: ProviderConfig) -> PageSource:
 
 def _probe_source(
     config: TocsinConfig, provider: ProviderConfig, probe: ProbeConfig, env: Mapping[str, str]
-) -> ProbeSource | SkippedProbe:
+) -> ProbeSource | InferenceProbeSource | SkippedProbe:
     auth = probe.auth
     key = probe_key(probe, env)
     if probe.enabled is False:
@@ -92,6 +107,9 @@ def _probe_source(
     problem = _key_problem(key, where) if auth.kind != "none" else None
     if problem:
         key = None  # never sent, never quoted: the probe reports a configuration alert
+    if probe.kind == "inference":
+        return _inference_source(config, provider, probe, key, problem)
+    assert probe.url is not None  # the schema requires it for kind models
     headers = dict(probe.headers)
     params: dict[str, str] = {}
     if auth.kind == "bearer" and key:
@@ -119,6 +137,38 @@ def _probe_source(
         json_body=probe.json_body,
         failure_status=probe.failure_status,
         key_hint=auth.env,
+        config_problem=problem,
+    )
+
+
+def _inference_source(
+    config: TocsinConfig,
+    provider: ProviderConfig,
+    probe: ProbeConfig,
+    key: str | None,
+    problem: str | None,
+) -> InferenceProbeSource:
+    # imported here: a config without inference probes never loads the wire formats
+    from bot.probes import wire_format
+    from bot.sources.inference import InferenceProbeSource, ProbedModel
+
+    assert probe.wire is not None  # the schema requires them
+    assert probe.api_url is not None
+    return InferenceProbeSource(
+        provider.id,
+        wire_format(probe.wire),
+        probe.api_url,
+        [ProbedModel(m, probe.model_name(m)) for m in probe.models],
+        key,
+        interval=probe.interval or config.watch.interval,
+        timeout=probe.timeout,
+        latency_budget=probe.latency_budget,
+        window=probe.latency_window,
+        stream=probe.stream,
+        extra_body=probe.extra_body,
+        headers={"User-Agent": config.watch.user_agent, **probe.headers},
+        failure_status=probe.failure_status,
+        key_hint=probe.auth.env,
         config_problem=problem,
     )
 

@@ -70,6 +70,10 @@ function providerRow(provider) {
   components.forEach((component, index) => {
     if (index > 0) listed.push(document.createElement("br"));
     listed.push(`${component.name ?? component.id ?? ""} `, pill(component.status));
+    const { latency_p50_ms: p50, latency_p95_ms: p95 } = component;
+    if (typeof p50 === "number" && typeof p95 === "number") {
+      listed.push(node("span", "detail", ` p50 ${Math.round(p50)} ms · p95 ${Math.round(p95)} ms`));
+    }
   });
   const incident = provider.incident;
   const row = document.createElement("tr");
