@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml integrations/litellm/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e 'integrations/litellm[test]'
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed  ## watch the catalog's main providers (embedded store, console, dashboard)
@@ -30,6 +30,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd integrations/litellm && ../../$(BIN)/mypy tocsin_litellm
 	$(BIN)/hadolint Dockerfile
 
 # The dashboard's tests run in a real headless Chromium (driven by Playwright, which brings no
@@ -45,6 +46,7 @@ browser:
 
 test: lint browser  ## lint, types, Dockerfile, then the whole suite (it starts its own redis-server)
 	$(BIN)/pytest -q -n 4
+	$(BIN)/pytest -q integrations/litellm/tests  # its own pyproject: one event loop, as LiteLLM wants
 
 bench: $(VENV)/.installed-test  ## the quick benchmarks (README "Benchmarks" lists them all)
 	$(BIN)/python bench/detection.py

@@ -33,7 +33,7 @@ from bot.notice_context import NoticeContext
 from bot.notifier import Target
 from bot.presence import Identity, Presence
 from bot.server import Health, build_app, start_server
-from bot.sources import SourcePlan, build_sources
+from bot.sources import SourcePlan, build_sources, build_traffic_sources
 from bot.store import Store, StoreUnavailable, make_store
 from bot.watcher import Watcher, WatcherSettings, tracker_for
 from config.schema import TocsinConfig
@@ -148,7 +148,8 @@ def assemble(
             user_agent=watch.user_agent,
         )
         tracker = tracker_for(config, plan.sources)
-        runtime.watcher = Watcher(plan.sources, tracker, store, settings)
+        sources = [*plan.sources, *build_traffic_sources(config, store)]  # signals
+        runtime.watcher = Watcher(sources, tracker, store, settings)
     if role in ("all", "notifier"):
         context = NoticeContext(config, store, runtime.probed)
         claim_idle = config.store.claim_idle

@@ -399,6 +399,8 @@ def _detection(event: Event, components: Sequence[ComponentState]) -> str:
         return "confirmed by the status page"
     if event.source and event.source.endswith(":probe"):
         return "suspected: our probes fail; the status page does not say so yet"
+    if event.source and event.source.endswith(":traffic"):
+        return "suspected from your app's traffic; the status page does not say so yet"
     return "reported by the status page"
 
 

@@ -77,3 +77,22 @@ PENDING_ESCALATIONS = Gauge(
     "Escalations waiting for their delay or paged and not yet resolved",
     registry=REGISTRY,
 )
+SIGNALS = Counter(
+    "tocsin_signals_total",
+    "Apps' reported calls (signals and OTLP spans) by result (accepted, rejected)",
+    ["result"],
+    registry=REGISTRY,
+)
+SIGNAL_BATCHES = Counter(
+    "tocsin_signal_batches_total",
+    "Signal batches by endpoint (signals, otlp) and result (accepted, unauthorized, "
+    "rate_limited, too_large, bad_request, ...)",
+    ["endpoint", "result"],
+    registry=REGISTRY,
+)
+SIGNALS_RATE_LIMITED = Counter(
+    "tocsin_signals_rate_limited_total",
+    "Signal batches refused (429) because their token sent more than signals.rate",
+    ["token"],
+    registry=REGISTRY,
+)

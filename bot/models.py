@@ -135,11 +135,18 @@ def new_id() -> str:
 
 
 class SourceKind(StrEnum):
-    """Whether an observation comes from a status page (authoritative, applies at once) or a
-    synthetic probe (our own evidence, debounced by thresholds)."""
+    """Whether an observation comes from a status page (authoritative, applies at once), a
+    synthetic probe (our own evidence, debounced by thresholds), or the apps' own reported
+    calls (``traffic``: debounced like a probe, never confirming; see bot/sources/traffic.py)."""
 
     PAGE = "page"
     PROBE = "probe"
+    TRAFFIC = "traffic"
+
+    @property
+    def debounced(self) -> bool:
+        """Our own evidence (probes, apps' traffic): needs thresholds, never confirms."""
+        return self is not SourceKind.PAGE
 
 
 class ProbeError(StrEnum):

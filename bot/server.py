@@ -30,6 +30,7 @@ from bot.metrics import REGISTRY
 from bot.models import Event
 from bot.outside import clip, one_line, safe_url
 from bot.queries import ProviderRow, provider_rows
+from bot.route_api import RouteApi
 from bot.store import Store, StoreUnavailable
 from config.schema import TocsinConfig
 
@@ -99,6 +100,14 @@ def build_app(
         app.router.add_get(f"/static/{name}", _web_file(name, content_type))
     if config.hooks.enabled:  # never an unauthenticated inbound endpoint
         app.router.add_routes(StatuspageHooks(config, store).routes())
+    if config.signals.enabled:  # apps' reported calls, behind their bearer tokens
+        from bot.signals import SignalReceiver
+
+        app.router.add_routes(SignalReceiver(config, store).routes())
+    if config.routes:  # read-only, like /api/status.json
+        route_api = RouteApi(config, store)
+        app.router.add_routes(route_api.routes())
+        app.on_shutdown.append(route_api.close)
     return app
 
 

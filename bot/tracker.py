@@ -17,6 +17,10 @@ I/O. The rules (DESIGN.md, "Tracker rules"):
 * Self-check: probe failures with network errors only become an outage once another
   provider's probe got an answer during the failure streak; when most probed providers fail
   with network errors together, our own network is the suspect: one ``watcher_health`` event.
+* The apps' own reported calls (``traffic`` observations, :mod:`bot.sources.traffic`) are
+  treated as a probe of the model's component (source ``{provider}:traffic``): debounced by
+  the same thresholds into the same probe opinion, so they can make a state ``suspected``,
+  never ``confirmed`` (only pages confirm); they play no part in the self-check.
 * Inference probes make each model a component: a provider whose models partly answer is at
   most ``partial_outage`` (one model down is not the whole provider down), and a model's
   change says how its siblings are doing.
@@ -204,17 +208,24 @@ class Tracker:
         state = track.state
         state.checked_at = obs.at
         out: list[StateUpdate] = []
-        if obs.kind is SourceKind.PROBE:
+        if obs.kind.debounced:
+            # probes, and the apps' own traffic (bot/sources/traffic.py) alike: debounced
+            # into ``probe_status``, never confirming; traffic is not our network's evidence
+            # (no self-check) and carries no latency percentiles of the probe's
             track.probe_source = obs.source
             if obs.error is not None and obs.error.is_config:
                 return self._config_alert(track, obs)
             track.config_alerted = False
-            self._note_probe(obs)
+            traffic = obs.kind is SourceKind.TRAFFIC
+            if not traffic:
+                self._note_probe(obs)
             if obs.latency_ms is not None:
                 state.latency_ms = obs.latency_ms
             if obs.model is not None:
                 state.model = obs.model
-                state.latency_p50_ms, state.latency_p95_ms = obs.latency_p50_ms, obs.latency_p95_ms
+                if not traffic:
+                    state.latency_p50_ms = obs.latency_p50_ms
+                    state.latency_p95_ms = obs.latency_p95_ms
             self._debounce(track, obs)
         else:
             self._read_page(state, obs)

@@ -487,7 +487,23 @@ def _cross_checks(
                     f"{_suggest(provider_id, ids)}"
                 )
     errors.extend(_missing_policy_keys(doc))
+    errors.extend(_route_group_members(doc, ids))
     return errors
+
+
+def _route_group_members(doc: Mapping[str, Any], ids: Sequence[str]) -> list[str]:
+    """A route group may only name watched providers: tocsin knows nothing of the others."""
+    groups = doc.get("routes")
+    if not isinstance(groups, dict):
+        return []
+    return [
+        f"routes.{name}[{j}]: {member.split('/', 1)[0]!r} is not a watched provider"
+        f"{_suggest(member.split('/', 1)[0], ids)}"
+        for name, members in groups.items()
+        if isinstance(members, list)
+        for j, member in enumerate(members)
+        if isinstance(member, str) and member.split("/", 1)[0] not in ids
+    ]
 
 
 def _unknown_upstreams(

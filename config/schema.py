@@ -438,6 +438,12 @@ class GroupingConfig(Model):
     group_wait: Duration = Field(15.0, ge=0.0, le=600.0)
 
 
+#: A route group's name (``chat``) and one member: ``provider`` or ``provider/model``.
+ROUTE_GROUP = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+ROUTE_TARGET = r"^[a-z0-9][a-z0-9_.-]{0,62}(/[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127})?$"
+RouteTarget = Annotated[str, Field(pattern=ROUTE_TARGET)]
+
+
 class ConsoleConfig(Model):
     enabled: bool = True
 
@@ -472,6 +478,75 @@ class HooksConfig(Model):
         return self.secret is not None
 
 
+# --- signals: the apps' own call outcomes (bot/signals.py, bot/sources/traffic.py) ----------
+
+#: An app's (or token's) name: short, lower-case, safe in a Redis key and a log line.
+SIGNAL_APP = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class SignalToken(Model):
+    """One app's bearer token for ``POST /api/v1/signals`` and ``POST /v1/traces``."""
+
+    #: The app this token speaks for (a batch's ``app`` defaults to it).
+    name: Annotated[str, Field(pattern=SIGNAL_APP)]
+    #: Sent as ``Authorization: Bearer <token>``; at least 16 characters; never logged.
+    token: Secret
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < HOOK_SECRET_MIN:
+            raise ValueError(
+                f"use at least {HOOK_SECRET_MIN} characters (e.g. `openssl rand -hex 24`)"
+            )
+        return value
+
+
+class SignalsConfig(Model):
+    """Apps report their own calls' outcomes; the leader turns them into suspected states.
+
+    ``tokens``: who may report (off when empty). Of the calls of ``window`` (counted in 10 s
+    buckets), a (provider, model) with at least ``min_calls`` whose failures (5xx, 529,
+    timeouts, connection errors; never 429s, never other 4xx) are over ``error_rate`` of its
+    calls is ``major_outage`` (suspected), below it ``operational``; fewer calls say nothing.
+    A batch is at most ``max_body_bytes`` and ``max_batch`` signals (413); each token may send
+    ``rate`` batches a second (a burst of one second's worth; then 429). The leader reads the
+    sums every ``interval``. When one app sees ``app_network_providers`` or more providers all
+    failing at once, its network is the suspect: one admin notice, its signals held back.
+    """
+
+    tokens: list[SignalToken] = Field(default_factory=list, max_length=100)
+    window: Duration = 60.0
+    min_calls: int = Field(20, ge=1, le=1_000_000)
+    error_rate: float = Field(0.5, gt=0.0, lt=1.0)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=16 * 1024 * 1024)
+    rate: float = Field(50.0, gt=0.0, le=10_000.0)
+    interval: Duration = 5.0
+    app_network_providers: int = Field(3, ge=2, le=100)
+
+    @field_validator("window")
+    @classmethod
+    def _window_bounds(cls, value: float) -> float:
+        if not 10.0 <= value <= 3600.0:
+            raise ValueError("must be between 10s and 1h (signals are counted in 10 s buckets)")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> SignalsConfig:
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("two signal tokens have the same name")
+        secrets = [t.token.get_secret_value() for t in self.tokens]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two signal tokens are the same token (the value is not shown)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+
 class TocsinConfig(Model):
     """The whole file. Every section is optional; the defaults run without Redis or tokens."""
 
@@ -487,10 +562,17 @@ class TocsinConfig(Model):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+    #: The apps' own call outcomes as a signal (see SignalsConfig).
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
     #: The clouds and CDNs the providers stand on; default: the catalog's, for those the
     #: watched providers name. ``[]`` reads none.
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
     grouping: GroupingConfig = Field(default_factory=GroupingConfig)
+    #: Route groups apps ask where to send the next call (``GET /api/v1/route/<group>``):
+    #: ``{chat: [anthropic/claude-sonnet-4-5, openai/gpt-5]}`` (README "Use tocsin from your app").
+    routes: dict[Annotated[str, Field(pattern=ROUTE_GROUP)], list[RouteTarget]] = Field(
+        default_factory=dict, max_length=100
+    )
     #: This replica's name (consumer name in the stream group); default: host and pid.
     instance: str | None = None
 

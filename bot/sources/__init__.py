@@ -27,6 +27,7 @@ from config.schema import (
 
 if TYPE_CHECKING:
     from bot.sources.inference import InferenceProbeSource
+    from bot.store import Store
 
 
 def page_source_class(kind: str) -> type[PageSource]:
@@ -70,6 +71,31 @@ def build_sources(config: TocsinConfig, env: Mapping[str, str] | None = None) ->
                 sources.append(probe)
     sources.extend(_page_source(config, u.id, u.status_page) for u in watched_upstreams(config))
     return SourcePlan(sources, skipped)
+
+
+def build_traffic_sources(config: TocsinConfig, store: Store) -> list[Source]:
+    """With ``signals`` on: one traffic source per watched provider (reading the apps'
+    reported calls from the store, :mod:`bot.sources.traffic`) and the apps' network check."""
+    if not config.signals.enabled:
+        return []
+    from bot.sources.traffic import AppTrafficHealth, TrafficReader, TrafficSettings, TrafficSource
+
+    signals = config.signals
+    settings = TrafficSettings(
+        window=signals.window,
+        min_calls=signals.min_calls,
+        error_rate=signals.error_rate,
+        interval=signals.interval,
+        app_network_providers=signals.app_network_providers,
+    )
+    names = {p.id: p.name for p in config.providers}
+    reader = TrafficReader(store, settings, names, names)
+    sources: list[Source] = [
+        TrafficSource(p.id, reader, model_names=p.probe.model_names if p.probe else None)
+        for p in config.providers
+    ]
+    sources.append(AppTrafficHealth(reader))
+    return sources
 
 
 def watched_upstreams(config: TocsinConfig) -> list[UpstreamConfig]:

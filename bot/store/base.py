@@ -7,8 +7,8 @@ Redis). One contract test suite runs against both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -37,6 +37,96 @@ class StreamEntry:
     event: Event | None
     error: str | None = None
     deliveries: int = 1
+
+
+#: Apps' reported calls are counted in buckets of this many seconds (bucket = epoch // it).
+SIGNAL_BUCKET = 10
+#: At most this many (provider, model) pairs are read back per bucket, and this many error
+#: kinds and apps per pair and bucket are kept (the rest are counted as ``other``).
+SIGNAL_PAIRS_READ = 2000
+SIGNAL_LABELS_KEPT = 20
+#: What a counter may hold back (a foreign or corrupt value beyond it is dropped).
+SIGNAL_COUNT_MAX = 10**12
+
+
+@dataclass(slots=True)
+class SignalTally:
+    """Counts of one (provider, model)'s reported calls over one bucket (or a window's sum):
+    what ``sig:{provider}/{model}:{bucket}`` holds (README-free, see bot/signals.py)."""
+
+    calls: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    latency_ms: int = 0  # the sum over the calls that said how long they took
+    latency_n: int = 0
+    #: Failures by kind ("529 overloaded_error", "timeout").
+    errors: dict[str, int] = field(default_factory=dict)
+    #: Calls and failures by app.
+    app_calls: dict[str, int] = field(default_factory=dict)
+    app_failures: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: SignalTally) -> None:
+        self.calls += other.calls
+        self.failures += other.failures
+        self.rate_limited += other.rate_limited
+        self.latency_ms += other.latency_ms
+        self.latency_n += other.latency_n
+        for mine, theirs in (
+            (self.errors, other.errors),
+            (self.app_calls, other.app_calls),
+            (self.app_failures, other.app_failures),
+        ):
+            for name, count in theirs.items():
+                mine[name] = mine.get(name, 0) + count
+
+    def fields(self) -> dict[str, int]:
+        """As hash fields (what HINCRBY adds)."""
+        out = {
+            "calls": self.calls,
+            "failures": self.failures,
+            "rate_limited": self.rate_limited,
+            "latency_ms": self.latency_ms,
+            "latency_n": self.latency_n,
+        }
+        out.update({f"err:{k}": v for k, v in self.errors.items()})
+        out.update({f"app:{k}:calls": v for k, v in self.app_calls.items()})
+        out.update({f"app:{k}:failures": v for k, v in self.app_failures.items()})
+        return {k: v for k, v in out.items() if v}
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[str, object]) -> SignalTally:
+        """Decoded defensively: a field that is not a known name with a bounded
+        non-negative integer is ignored."""
+        tally = cls()
+        for name, value in raw.items():
+            count = _count(value)
+            if count is None or len(name) > 200:
+                continue
+            if name in ("calls", "failures", "rate_limited", "latency_ms", "latency_n"):
+                setattr(tally, name, count)
+            elif name.startswith("err:") and len(tally.errors) < SIGNAL_LABELS_KEPT:
+                tally.errors[name[4:]] = count
+            elif name.startswith("app:") and name.endswith(":calls"):
+                tally.app_calls[name[4:-6]] = count
+            elif name.startswith("app:") and name.endswith(":failures"):
+                tally.app_failures[name[4:-9]] = count
+        return tally
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 13:
+        number = int(value)
+    else:
+        return None
+    return number if 0 <= number <= SIGNAL_COUNT_MAX else None
+
+
+#: (provider, model, bucket) → what a batch adds there.
+SignalCounts = Mapping[tuple[str, str, int], SignalTally]
 
 
 class Store(Protocol):
@@ -130,6 +220,15 @@ class Store(Protocol):
 
     async def take_poll_requests(self) -> list[str]:
         """Take (and clear) every pending request: provider ids, each once, oldest first."""
+        ...
+
+    # apps' reported calls (signals) ----------------------------------------------------
+    async def add_signals(self, counts: SignalCounts, ttl: float) -> None:
+        """Add a batch's counts to their buckets (kept ``ttl`` seconds), all at once."""
+        ...
+
+    async def signal_sums(self, buckets: Sequence[int]) -> dict[tuple[str, str], SignalTally]:
+        """Every (provider, model) counted in these buckets, with its sums over them."""
         ...
 
 

@@ -22,7 +22,10 @@ from bot.store.base import (
     HISTORY_DAYS,
     POLL_REQUESTS_KEPT,
     SENT_TTL,
+    SIGNAL_PAIRS_READ,
     THREAD_TTL,
+    SignalCounts,
+    SignalTally,
     StreamEntry,
     decode_entry,
 )
@@ -55,6 +58,8 @@ class MemoryStore:
         self._values: dict[str, tuple[str, float | None]] = {}
         self._dead: deque[dict[str, Any]] = deque(maxlen=DEAD_LETTERS_KEPT)
         self._polls: deque[str] = deque(maxlen=POLL_REQUESTS_KEPT)
+        #: (provider, model, bucket) → (counts, expires at, monotonic).
+        self._signals: dict[tuple[str, str, int], tuple[SignalTally, float]] = {}
         self._changed = asyncio.Condition()
 
     async def open(self) -> None:
@@ -263,6 +268,30 @@ class MemoryStore:
         taken = list(dict.fromkeys(self._polls))
         self._polls.clear()
         return taken
+
+    # apps' reported calls -------------------------------------------------------------------
+
+    async def add_signals(self, counts: SignalCounts, ttl: float) -> None:
+        now = time.monotonic()
+        self._signals = {k: v for k, v in self._signals.items() if v[1] > now}
+        for key, tally in counts.items():
+            kept = self._signals.get(key)
+            total = kept[0] if kept else SignalTally()
+            total.add(tally)
+            self._signals[key] = (total, now + ttl)
+
+    async def signal_sums(self, buckets: Sequence[int]) -> dict[tuple[str, str], SignalTally]:
+        now, wanted = time.monotonic(), set(buckets)
+        out: dict[tuple[str, str], SignalTally] = {}
+        read: dict[int, int] = {}
+        for (provider, model, bucket), (tally, expires) in list(self._signals.items()):
+            if bucket not in wanted or expires <= now:
+                continue
+            read[bucket] = read.get(bucket, 0) + 1
+            if read[bucket] > SIGNAL_PAIRS_READ:
+                continue
+            out.setdefault((provider, model), SignalTally()).add(tally)
+        return out
 
 
 def _entry_id(seq: int) -> str:

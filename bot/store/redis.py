@@ -30,7 +30,10 @@ from bot.store.base import (
     HISTORY_DAYS,
     POLL_REQUESTS_KEPT,
     SENT_TTL,
+    SIGNAL_PAIRS_READ,
     THREAD_TTL,
+    SignalCounts,
+    SignalTally,
     StoreUnavailable,
     StreamEntry,
     decode_entry,
@@ -565,3 +568,62 @@ class RedisStore:
                 pipe.delete(self.keys.polls)
                 raw, _ = await pipe.execute()
         return list(dict.fromkeys(_text(item) for item in raw))
+
+    # apps' reported calls (signals) ---------------------------------------------------------
+    #
+    # ``{prefix}sig:{provider}/{model}:{bucket}``: hash of counters (SignalTally.fields);
+    # ``{prefix}sig:index:{bucket}``: set of the ``provider/model`` pairs counted in the
+    # bucket (what the leader reads first). Both expire ``ttl`` after their last write.
+
+    def _signal_key(self, provider: str, model: str, bucket: int) -> str:
+        return f"{self.keys.prefix}sig:{provider}/{model}:{bucket}"
+
+    def _signal_index(self, bucket: int) -> str:
+        return f"{self.keys.prefix}sig:index:{bucket}"
+
+    async def add_signals(self, counts: SignalCounts, ttl: float) -> None:
+        """One pipeline per batch: HINCRBY every counter, SADD the index, EXPIRE both."""
+        if not counts:
+            return
+        ttl_ms = int(ttl * 1000)
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for (provider, model, bucket), tally in counts.items():
+                    key = self._signal_key(provider, model, bucket)
+                    for name, value in tally.fields().items():
+                        pipe.hincrby(key, name, value)
+                    pipe.pexpire(key, ttl_ms)
+                    pipe.sadd(self._signal_index(bucket), f"{provider}/{model}")
+                    pipe.pexpire(self._signal_index(bucket), ttl_ms)
+                await pipe.execute(raise_on_error=False)
+
+    async def signal_sums(self, buckets: Sequence[int]) -> dict[tuple[str, str], SignalTally]:
+        """Read defensively: a member that is no ``provider/model``, a key of another Redis
+        type, a counter that is no bounded integer, is left out."""
+        buckets = list(dict.fromkeys(buckets))
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bucket in buckets:
+                    pipe.srandmember(self._signal_index(bucket), SIGNAL_PAIRS_READ)
+                indexes = await pipe.execute(raise_on_error=False)
+            wanted: list[tuple[str, str, int]] = []
+            for bucket, members in zip(buckets, indexes, strict=True):
+                if not isinstance(members, list):
+                    continue  # another Redis type under the index key
+                for member in members:
+                    provider, sep, model = _text(member).partition("/")
+                    if sep and provider and model and len(model) <= 200:
+                        wanted.append((provider, model, bucket))
+            if not wanted:
+                return {}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for provider, model, bucket in wanted:
+                    pipe.hgetall(self._signal_key(provider, model, bucket))
+                hashes = await pipe.execute(raise_on_error=False)
+        out: dict[tuple[str, str], SignalTally] = {}
+        for (provider, model, _bucket), raw in zip(wanted, hashes, strict=True):
+            if not isinstance(raw, dict):
+                continue
+            fields = {_text(k): v for k, v in raw.items()}
+            out.setdefault((provider, model), SignalTally()).add(SignalTally.from_fields(fields))
+        return out
