@@ -168,6 +168,7 @@ class EnvSecrets(BaseSettings):
     pagerduty_routing_key: SecretStr | None = Field(None, alias="PAGERDUTY_ROUTING_KEY")
     opsgenie_api_key: SecretStr | None = Field(None, alias="OPSGENIE_API_KEY")
     hook_secret: SecretStr | None = Field(None, alias="TOCSIN_HOOK_SECRET")
+    signal_tokens: SecretStr | None = Field(None, alias="TOCSIN_SIGNAL_TOKENS")
 
 
 class EnvSettings(BaseSettings):
@@ -202,6 +203,18 @@ def _targets(key: str) -> Callable[[str], list[dict[str, Any]]]:
     return lambda text: [{key: item, "providers": "all"} for item in _items(text)]
 
 
+def _signal_tokens(text: str) -> list[dict[str, str]]:
+    """``checkout:<token>,search:<token>``: one app's name and its token each. A bare token
+    is app ``app``, ``app-2``…; the schema checks what the values must look like."""
+    tokens = []
+    for index, item in enumerate(_items(text), 1):
+        name, colon, token = item.partition(":")
+        if not colon:
+            name, token = ("app" if index == 1 else f"app-{index}"), item
+        tokens.append({"name": name.strip(), "token": token.strip()})
+    return tokens
+
+
 #: Environment variable → (where its value lands in the config document, how it is read).
 _PLACES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "SLACK_BOT_TOKEN": (("slack", "bot_token"), str),
@@ -212,6 +225,7 @@ _PLACES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "REDIS_URL": (("store", "url"), str),
     "REDIS_SENTINEL_PASSWORD": (("store", "sentinel_password"), str),
     "TOCSIN_HOOK_SECRET": (("hooks", "secret"), str),
+    "TOCSIN_SIGNAL_TOKENS": (("signals", "tokens"), _signal_tokens),
     "TOCSIN_PROVIDERS": (("providers",), _items),
     "TOCSIN_SLACK_CHANNELS": (("slack", "channels"), _targets("id")),
     "TOCSIN_SLACK_ADMIN_CHANNEL": (("slack", "admin_channel"), str),

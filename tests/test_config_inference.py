@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.probe_cost import inference_cost
-from config.loader import ConfigError, build_config
+from config.loader import ConfigError, build_config, load_config
 from tests.test_cli import tocsin, write_config
 
 
@@ -109,3 +109,20 @@ def test_config_validate_prints_the_cost(tmp_path: Path) -> None:
     assert "cost: 2 inference probes every 10 to 60 s ≈ 10,080 calls/day, ≈ 91k tokens/day" in (
         " ".join(result.out.split())
     )
+
+
+def test_signal_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TOCSIN_SIGNAL_TOKENS=checkout:<token>,<token>``: apps and their tokens, secrets that a
+    bad value's error never shows."""
+    first, second = "checkout-token-0123456789", "bare-token-abcdef012345"
+    monkeypatch.setenv("TOCSIN_SIGNAL_TOKENS", f" checkout:{first} , {second}\n")
+    tokens = load_config(None).signals.tokens
+    assert [(t.name, t.token.get_secret_value()) for t in tokens] == [
+        ("checkout", first),
+        ("app-2", second),
+    ]
+    monkeypatch.setenv("TOCSIN_SIGNAL_TOKENS", "checkout:short-SEKRIT")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert "TOCSIN_SIGNAL_TOKENS" in str(caught.value)
+    assert "SEKRIT" not in str(caught.value)
