@@ -184,7 +184,7 @@ def connect(
         )
         return aioredis.Redis.from_pool(pool), None
     target = parse_sentinel_url(url)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]  # untyped before redis-py 8.2
         list(target.sentinels),
         sentinel_kwargs={**_SOCKET_OPTIONS, "password": sentinel_password, "retry": _retry()},
         username=target.username,
