@@ -14,6 +14,7 @@ from bot.sources import build_sources
 from bot.sources.inference import InferenceProbeSource, ModelWindow
 from config.loader import build_config
 from tests.fakes.inference import KEY, FakeInferenceAPI
+from tests.fakes.status_server import FakeStatusServer
 
 #: provider id → (the api_url under the fake's root, its key variable, a model)
 PROVIDERS = {
@@ -153,3 +154,41 @@ def test_latency_degrades_on_the_median_with_hysteresis() -> None:
         seen.append(window.judge_latency(1000.0))
     # medians: 300 300 300 | 1200 1200 1200 1200 1050 950 900 850 (above 800: still slow) | 700
     assert seen == [False] * 5 + [True] * 8 + [False]
+
+
+async def test_a_gzip_bomb_answer_is_refused_in_bounded_steps(
+    status_server: FakeStatusServer,
+) -> None:
+    """200 MB of zeros gzipped into a 200 KB answer: inflated in steps under the 256 KiB cap
+    (the shared bounded read of bot/sources/fetch.py), never whole in memory; a failure."""
+    status_server.set_gzip_bomb("/v1/chat/completions")
+    settings = {"kind": "inference", "api_url": status_server.url + "/v1", "models": ["m"]}
+    entry = {"id": "openai", "probe": settings, "status_page": None}
+    config = build_config({"providers": [entry], "upstreams": []})
+    [source] = build_sources(config, {"OPENAI_API_KEY": KEY}).sources
+    assert isinstance(source, InferenceProbeSource)
+    [obs] = await check(source)
+    assert (obs.error, obs.status) == (ProbeError.ANSWER, Status.MAJOR_OUTAGE)
+    assert obs.detail == "1 of 1 calls answered an answer over 256 KiB"
+    [seen] = [r for r in status_server.requests if r.path == "/v1/chat/completions"]
+    assert seen.headers.get("Accept-Encoding") == "gzip, deflate"
+
+
+async def test_an_endless_stream_is_cut_at_the_cap(status_server: FakeStatusServer) -> None:
+    """A 200 event stream of 2 MB of pings (no end event): read up to the cap, then a failure."""
+    body = b": ping\n\n" * (2 * 1024 * 1024 // 8)
+    status_server.set_bytes("/v1/chat/completions", body, content_type="text/event-stream")
+    settings = {
+        "kind": "inference",
+        "api_url": status_server.url + "/v1",
+        "models": ["m"],
+        "stream": True,
+    }
+    entry = {"id": "openai", "probe": settings, "status_page": None}
+    config = build_config({"providers": [entry], "upstreams": []})
+    [source] = build_sources(config, {"OPENAI_API_KEY": KEY}).sources
+    [obs] = await check(source)  # type: ignore[arg-type]
+    assert (obs.error, obs.detail) == (
+        ProbeError.ANSWER,
+        "1 of 1 calls answered an answer over 256 KiB",
+    )

@@ -9,7 +9,7 @@ into ``unknown`` observations carrying the diagnostic: never green, never a cras
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -170,19 +170,25 @@ async def _read(response: httpx.Response, where: str, limits: FetchLimits) -> by
         raise SourceError(f"{where}: body of {int(declared)} bytes exceeds the {cap} byte cap")
     encoding = response.headers.get("content-encoding")
     try:
-        decode = compression.decoder(encoding)
+        return b"".join([chunk async for chunk in capped_chunks(response, cap)])
     except compression.Unsupported as exc:
         raise SourceError(f"{where}: unsupported Content-Encoding {clip(str(exc), 60)!r}") from None
-    body = bytearray()
-    wire = 0
-    try:
-        async for chunk in response.aiter_raw():
-            wire += len(chunk)
-            if wire > cap:
-                raise compression.TooBig
-            body += decode(chunk, cap - len(body))
     except compression.TooBig:
         raise SourceError(f"{where}: body exceeds the {cap} byte cap") from None
     except compression.Undecodable as exc:
         raise SourceError(f"{where}: not valid {one_line(encoding, 20)} data ({exc})") from None
-    return bytes(body)
+
+
+async def capped_chunks(response: httpx.Response, cap: int) -> AsyncIterator[bytes]:
+    """The body decoded in bounded steps (:mod:`bot.sources.compression`), ``cap`` bytes at
+    most on the wire and decoded: never httpx's own decoding, which inflates a whole network
+    chunk at once. Raises ``compression.Unsupported``, ``TooBig`` or ``Undecodable``."""
+    decode = compression.decoder(response.headers.get("content-encoding"))
+    wire = decoded = 0
+    async for chunk in response.aiter_raw():
+        wire += len(chunk)
+        if wire > cap:
+            raise compression.TooBig
+        piece = decode(chunk, cap - decoded)
+        decoded += len(piece)
+        yield piece

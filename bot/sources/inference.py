@@ -14,17 +14,22 @@ and a latency hovering at the budget does not flap. A longer reservoir gives p50
 from __future__ import annotations
 
 import asyncio
+import codecs
+import re
 import statistics
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from bot.models import Observation, ProbeError, SourceKind, Status
+from bot.outside import one_line
 from bot.probes.wire import Answer, ProbeCall, SseParser, WireFormat
+from bot.sources import compression
+from bot.sources.fetch import capped_chunks
 
 #: The latency median must fall under this share of the budget to leave ``degraded``.
 RECOVERY_SHARE = 0.8
@@ -32,6 +37,8 @@ RECOVERY_SHARE = 0.8
 RESERVOIR = 100
 #: Bytes of one answer we read at most: a 1-token completion is a few hundred.
 MAX_ANSWER_BYTES = 256 * 1024
+#: Line ends of an event stream; a CR at the very end may be half of a CRLF.
+_EOL = re.compile(r"\r\n|\r(?!$)|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +166,11 @@ class InferenceProbeSource:
                 client.stream(
                     call.method,
                     call.url,
-                    headers={**self.headers, **call.headers},
+                    headers={
+                        "Accept-Encoding": compression.ACCEPTED,
+                        **self.headers,
+                        **call.headers,
+                    },
                     json=call.json,
                     timeout=self.timeout,
                     follow_redirects=False,
@@ -168,11 +179,14 @@ class InferenceProbeSource:
                 answered = True
                 if self.stream and response.is_success and _is_event_stream(response):
                     return await self._read_stream(response, model, started)
-                body = await _bounded_body(response)
+                body = b"".join([c async for c in capped_chunks(response, MAX_ANSWER_BYTES)])
                 latency = _ms_since(started)
-                if body is None:
-                    return _too_big(), latency
                 return self.wire.read(response.status_code, body, model, key=self._key), latency
+        except compression.TooBig:
+            return _too_big(), None
+        except (compression.Unsupported, compression.Undecodable) as exc:
+            detail = one_line(f"{type(exc).__name__}: {exc}", 200)
+            return Answer(ProbeError.ANSWER, "an answer in an unreadable encoding", detail), None
         except (TimeoutError, httpx.TimeoutException):
             return Answer(ProbeError.TIMEOUT, f"got no answer within {self.timeout:g}s"), None
         except (httpx.LocalProtocolError, UnicodeEncodeError):
@@ -192,11 +206,7 @@ class InferenceProbeSource:
         reading = self.wire.stream(model, key=self._key)
         parser = SseParser()
         first_token: float | None = None
-        read = 0
-        async for line in response.aiter_lines():
-            read += len(line) + 1
-            if read > MAX_ANSWER_BYTES:
-                return _too_big(), first_token
+        async for line in _lines(capped_chunks(response, MAX_ANSWER_BYTES)):
             event = parser.feed_line(line)
             if event is None:
                 continue
@@ -205,7 +215,7 @@ class InferenceProbeSource:
                 first_token = _ms_since(started)
             if answer is not None:
                 return answer, first_token
-        tail = parser.feed_line("")  # an event not closed by a blank line before EOF
+        tail = parser.flush()  # an event not closed by a blank line before EOF
         if tail is not None and (answer := reading.feed(*tail)) is not None:
             return answer, first_token
         return reading.cut(), first_token
@@ -276,16 +286,18 @@ def _is_event_stream(response: httpx.Response) -> bool:
     return content_type.startswith("text/event-stream")
 
 
-async def _bounded_body(response: httpx.Response) -> bytes | None:
-    """The answer's bytes, or ``None`` past :data:`MAX_ANSWER_BYTES` (never all read)."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """``text/event-stream`` lines (CRLF, LF or CR ended) of UTF-8 ``chunks``; a CR at a
+    chunk's end waits for the next chunk, which may begin with its LF."""
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in chunks:
+        *whole, pending = _EOL.split(pending + text.decode(chunk))
+        for line in whole:
+            yield line
+    for line in re.split(r"\r\n|\r|\n", pending + text.decode(b"", final=True)):
+        if line:
+            yield line
 
 
 def _too_big() -> Answer:
