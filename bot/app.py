@@ -23,11 +23,15 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr
 
 from bot.answers import Answers
+from bot.chatops.actions import ChatOps, configured_routes
+from bot.chatops.controls import Controls
+from bot.chatops.reminders import Reminders
 from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.escalation import Escalator, EscalatorSettings
 from bot.frontends import Frontend
 from bot.lease import sleep_unless
 from bot.logs import get_logger, register_secrets
+from bot.maintenance_ahead import MaintenanceAhead
 from bot.models import SourceKind
 from bot.notice_context import NoticeContext
 from bot.notifier import Target
@@ -37,7 +41,7 @@ from bot.sources import SourcePlan, build_sources, build_traffic_sources
 from bot.store import Store, StoreUnavailable, make_store
 from bot.watcher import Watcher, WatcherSettings, tracker_for
 from config.schema import TocsinConfig
-from handlers import build_targets, command_frontends
+from handlers import build_targets, command_frontends, subscription_targets
 
 Role = Literal["all", "watcher", "notifier", "bot"]
 
@@ -103,6 +107,10 @@ class Runtime:
     watcher: Watcher | None = None
     dispatcher: Dispatcher | None = None
     escalator: Escalator | None = None
+    #: (issue 15) What people do from the chat, and the chat's clock (reminders, silences
+    #: that end by themselves).
+    chatops: ChatOps | None = None
+    reminders: Reminders | None = None
     health: Health | None = None
     #: Chat command front ends (Slack, Discord): started and stopped with the runtime.
     frontends: list[Frontend] = field(default_factory=list)
@@ -149,7 +157,14 @@ def assemble(
         )
         tracker = tracker_for(config, plan.sources)
         sources = [*plan.sources, *build_traffic_sources(config, store)]  # signals
-        runtime.watcher = Watcher(sources, tracker, store, settings)
+        maintenance = (
+            MaintenanceAhead(
+                store, {p.id: p.name for p in config.providers}, lead=watch.maintenance_lead
+            )
+            if watch.maintenance_notices
+            else None
+        )
+        runtime.watcher = Watcher(sources, tracker, store, settings, maintenance=maintenance)
     if role in ("all", "notifier"):
         context = NoticeContext(config, store, runtime.probed)
         claim_idle = config.store.claim_idle
@@ -161,14 +176,19 @@ def assemble(
             grouping=grouping.enabled and "cause" in grouping.group_by,
             group_wait=grouping.group_wait,
         )
-        runtime.dispatcher = Dispatcher(store, runtime.targets, context, dispatcher_settings)
+        controls = Controls(store, make_target=subscription_targets(config, runtime.targets))
+        runtime.dispatcher = Dispatcher(
+            store, runtime.targets, context, dispatcher_settings, controls=controls
+        )
+        runtime.reminders = Reminders(_chatops(runtime), controls, runtime.targets)
         if config.escalation:
             escalator_settings = EscalatorSettings(
                 instance=instance, lease=config.store.lease, holder=identity.holder
             )
             runtime.escalator = Escalator(config, store, escalator_settings)
     if role in ("all", "bot"):
-        runtime.frontends = command_frontends(config, Answers(config, store, runtime.probed))
+        answers = Answers(config, store, runtime.probed)
+        runtime.frontends = command_frontends(config, answers, _chatops(runtime))
     watcher = runtime.watcher
     runtime.health = Health(
         store=store,
@@ -184,6 +204,14 @@ def assemble(
             "pending": len(escalator.pending),
         }
     return runtime
+
+
+def _chatops(runtime: Runtime) -> ChatOps:
+    """One :class:`ChatOps` per process (the bot's buttons and the notifier's clock)."""
+    if runtime.chatops is None:
+        configured = configured_routes(runtime.targets)
+        runtime.chatops = ChatOps(runtime.config, runtime.store, configured=configured)
+    return runtime.chatops
 
 
 async def run(runtime: Runtime, stop: asyncio.Event) -> None:
@@ -212,6 +240,8 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
             )
         if runtime.escalator is not None:
             runtime.tasks.append(asyncio.create_task(runtime.escalator.run(stop), name="escalator"))
+        if runtime.reminders is not None:
+            runtime.tasks.append(asyncio.create_task(runtime.reminders.run(stop), name="reminders"))
         await stop.wait()
     finally:
         await _shutdown(runtime)

@@ -30,6 +30,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import app as runtime_app
+from bot.chatops.actions import active_silences
+from bot.chatops.records import SUBSCRIPTIONS, Silence, Subscription, read_records
 from bot.escalation import Pending, pending_escalations
 from bot.logs import configure, get_logger
 from bot.models import (
@@ -416,7 +418,7 @@ def status(config: ConfigOption = None) -> None:
         )
         raise typer.Exit(0)
     try:
-        states, pending = asyncio.run(_read_states(cfg))
+        states, pending, silences, subscriptions = asyncio.run(_read_states(cfg))
     except StoreUnavailable as exc:
         err.print(f"[bold red]error:[/] {_shown(exc, DETAIL_MAX)}")
         raise typer.Exit(1) from None
@@ -441,6 +443,34 @@ def status(config: ConfigOption = None) -> None:
     out.print(table)
     if pending:
         out.print(_escalations_table(cfg, pending))
+    if silences or subscriptions:
+        out.print(_chat_table(silences, subscriptions))
+
+
+def _chat_table(silences: list[Silence], subscriptions: list[Subscription]) -> Table:
+    """(issue 15) What people set from the chat: silences in force, and subscriptions."""
+    table = Table(title="from the chat", title_justify="left")
+    for column in ("Kind", "Where", "Provider", "Until", "By"):
+        table.add_column(column)
+    for silence in silences:
+        until = silence.until.strftime("%Y-%m-%d %H:%M UTC") if silence.until else "resolved"
+        table.add_row(
+            "silence",
+            _shown(silence.target),
+            _shown(silence.provider),
+            until,
+            _shown(silence.by.name),
+        )
+    for sub in subscriptions:
+        until = sub.until.strftime("%Y-%m-%d %H:%M UTC") if sub.until else "-"
+        table.add_row(
+            f"subscription ({sub.min_status.value})",
+            _shown(sub.target),
+            _shown(sub.provider),
+            until,
+            _shown(sub.by.name),
+        )
+    return table
 
 
 def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
@@ -451,7 +481,11 @@ def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
     now = utcnow()
     for item in pending:
         policy = cfg.policy(item.policy)
-        if item.paged_at is not None:
+        if item.acknowledged:
+            page = "acknowledged from the chat" + (
+                f" ({_shown(item.dedup_key)})" if item.paged_at else ""
+            )
+        elif item.paged_at is not None:
             page = (
                 f"sent {humanize((now - item.paged_at).total_seconds())} ago "
                 f"({_shown(item.dedup_key)})"
@@ -471,11 +505,19 @@ def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
     return table
 
 
-async def _read_states(cfg: TocsinConfig) -> tuple[dict[str, ComponentState], list[Pending]]:
+async def _read_states(
+    cfg: TocsinConfig,
+) -> tuple[dict[str, ComponentState], list[Pending], list[Silence], list[Subscription]]:
     store = make_store(cfg.store)
     try:
         await store.open()
-        return dict(await store.states()), await pending_escalations(store)
+        now = utcnow()
+        silences = await active_silences(store, now)
+        raw = await store.records(SUBSCRIPTIONS)
+        found = read_records(Subscription, SUBSCRIPTIONS, raw, now).values()
+        subscriptions = sorted((s for s in found if s.active(now)), key=lambda s: s.target)
+        pending = await pending_escalations(store)
+        return dict(await store.states()), pending, silences, subscriptions
     finally:
         await store.close()
 

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from bot.models import EMOJI, ComponentState, Event, EventCause, Status, worst
-from bot.outside import clip, one_line
+from bot.chatops.records import Button
+from bot.models import (
+    CONTROL_EVENTS,
+    EMOJI,
+    MAINTENANCE_AHEAD_EVENTS,
+    ComponentState,
+    Event,
+    EventCause,
+    Status,
+    worst,
+)
+from bot.outside import clip, one_line, safe_url
 from bot.queries import FallbackOption
 from config.durations import humanize
 
@@ -36,6 +46,9 @@ class Notice:
     fallbacks: tuple[FallbackOption, ...] = ()
     #: Whether this is bad enough for targets configured to mention people.
     severity: Status = Status.OPERATIONAL
+    #: (issue 15) The buttons a root carries on targets that take them (acknowledge,
+    #: silence...): see :mod:`bot.chatops.controls`; platforms without buttons ignore them.
+    buttons: tuple[Button, ...] = ()
 
     @property
     def emoji(self) -> str:
@@ -65,6 +78,10 @@ def compose(event: Event, *, fallbacks: Sequence[FallbackOption] = ()) -> Notice
     """The message for one event (a reply, when the episode already has a root)."""
     if event.type == "drill":
         return _drill(event)
+    if event.type in MAINTENANCE_AHEAD_EVENTS:
+        return _maintenance_ahead(event)
+    if event.type in CONTROL_EVENTS:
+        return _control(event)
     if event.audience == "admins" or event.type in ("watcher_health", "config_alert"):
         return _admin(event)
     if event.type == "flapping":
@@ -332,7 +349,12 @@ def _escalation(event: Event) -> Notice:
     assert escalation is not None
     name = event.provider_name or event.provider
     status = event.to or Status.UNKNOWN
-    verbs = {"trigger": "Paged", "repeat": "Paged again:", "resolve": "Resolved the page to"}
+    verbs = {
+        "trigger": "Paged",
+        "repeat": "Paged again:",
+        "resolve": "Resolved the page to",
+        "acknowledge": "Acknowledged the page to",
+    }
     held = humanize((event.at - escalation.since).total_seconds())
     via = f" ({escalation.kind})" if escalation.label.lower() != escalation.kind else ""
     return Notice(
@@ -347,6 +369,42 @@ def _escalation(event: Event) -> Notice:
         event_id=event.id,
         fields=(("Page", escalation.dedup_key),),
         severity=Status.OPERATIONAL,  # the outage notice already drew the channel's attention
+    )
+
+
+def _control(event: Event) -> Notice:
+    """What someone did from the chat, as a reply in the outage's thread: "Acknowledged by
+    @maria at 14:02 UTC", "Silenced here for 1h...", "Still down after 30 min"."""
+    control = event.control
+    name = event.provider_name or event.provider
+    by = f"@{one_line(control.by_name, 80)}" if control and control.by_name else "someone"
+    at = _clock(event.at)
+    status = event.provider_status or Status.UNKNOWN
+    if event.type == "acknowledged":
+        title, text = f"{name}: acknowledged", f"Acknowledged by {by} at {at}."
+    elif event.type == "silenced" and control is not None:
+        ends = f"until {_clock(control.until)}" if control.until else "until it is resolved"
+        title = f"{name}: silenced here"
+        text = f"Silenced here by {by} {ends}: updates stop, the recovery is still posted."
+    elif event.type == "unsilenced":
+        why = {"expired": "The silence ended", "resolved": "The outage ended"}
+        reason = control.reason if control else ""
+        title = f"{name}: no longer silenced here"
+        text = why.get(reason, f"Unsilenced by {by}") + "."
+    elif event.type == "reminder":
+        lasted = _duration(event) or "a while"
+        title = f"{name}: still {status.label.lower()} after {lasted}"
+        text = f"{name} is still {status.label.lower()} after {lasted}; nobody has acknowledged it."
+    else:  # subscriptions are told to whoever typed them, not in a thread
+        title, text = f"{name}: {event.type}", f"{event.type[0].upper()}{event.type[1:]} by {by}."
+    return Notice(
+        kind="update",
+        status=status,
+        provider=event.provider,
+        title=title,
+        text=text,
+        event_id=event.id,
+        severity=Status.OPERATIONAL,  # people acting on it wake nobody
     )
 
 
@@ -376,6 +434,47 @@ def _admin_title(event: Event) -> str:
     if event.to is Status.UNKNOWN:
         return f"tocsin: cannot read {name}'s {what}"
     return f"tocsin: {name}'s {what} is readable again"
+
+
+def _maintenance_ahead(event: Event) -> Notice:
+    """ "OpenAI: maintenance starts in 58 min": planned work, its window in UTC ("Sat
+    2026-12-05 02:00 to 04:00 UTC", the end's day too when it differs) and components."""
+    incident = event.incident
+    name = one_line(event.provider_name or event.provider, 80)
+    start = incident.scheduled_for.astimezone(UTC) if incident and incident.scheduled_for else None
+    until = incident.scheduled_until if incident else None
+    window = start.strftime("%a %Y-%m-%d %H:%M") if start else "time not given"
+    if start is not None and until is not None:
+        until = until.astimezone(UTC)
+        window += "\N{EN DASH}" + until.strftime(
+            "%H:%M" if until.date() == start.date() else "%a %Y-%m-%d %H:%M"
+        )
+    window += " UTC" if start else ""
+    components = one_line(event.component_name, 300) or "all components"
+    title = one_line(incident.title, 200) if incident else "Planned maintenance"
+    fields = [("Window", window), ("Components", components)]
+    headline = f"{name}: maintenance scheduled"
+    if event.type == "maintenance_soon" and start is not None:
+        seconds = (start - event.at).total_seconds()
+        minutes = max(1, round(seconds / 60))
+        starts_in = f"{minutes} min" if minutes < 60 else humanize(seconds)
+        headline = f"{name}: maintenance starts in {starts_in}"
+        fields.append(("Starts in", starts_in))
+    text = f"{title}. {window}, on {components}."
+    if event.detail:
+        text = f"{text} {one_line(event.detail, 200)}"
+    url = safe_url(incident.url) if incident else None
+    return Notice(
+        kind="maintenance",
+        status=Status.MAINTENANCE,
+        provider=event.provider,
+        title=headline,
+        text=text,
+        event_id=event.id,
+        fields=tuple(fields),
+        url=url,
+        url_label=title if url else None,
+    )
 
 
 def _drill(event: Event) -> Notice:

@@ -29,6 +29,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from bot import metrics
+from bot.chatops.controls import Controls
 from bot.lease import sleep_unless
 from bot.logs import get_logger
 from bot.models import Event
@@ -95,9 +96,15 @@ class Dispatcher:
         *,
         mutes: Sequence[Mute] = (),
         sleep: Sleep = asyncio.sleep,
+        controls: Controls | None = None,
     ) -> None:
         self.store = store
         self.targets = list(targets)
+        #: (issue 15) The chat's silences, acknowledgements and subscriptions, read once per
+        #: batch: they mute, decorate roots, and add the channels subscribed from the chat.
+        self.controls = controls
+        if controls is not None:
+            mutes = (*mutes, controls.muted)
         self.context = context
         self.settings = settings
         self._patience = Patience(settings.store_retry, settings.store_concurrency)
@@ -115,8 +122,11 @@ class Dispatcher:
             mutes=mutes,
             grouping=settings.group_settings,
             sleep=sleep,
+            decorate=controls.decorate if controls is not None else None,
         )
         self._queues: dict[str, asyncio.Queue[Job]] = {t.key: asyncio.Queue() for t in targets}
+        #: The targets of the batch being dispatched (with chat subscriptions, see _refresh).
+        self._now: list[Target] = list(targets)
         self._store_away = False
         self._failing: str | None = None  # what last broke the reading loop (said once)
         self._workers: list[asyncio.Task[None]] = []
@@ -170,6 +180,7 @@ class Dispatcher:
         )
         if entries:
             log.info("resuming deliveries interrupted by a restart", entries=len(entries))
+        await self._refresh(entries or [])
         for entry in entries or []:
             await self._dispatch(entry, redelivery=True)
 
@@ -192,6 +203,7 @@ class Dispatcher:
         if self._store_away:
             log.info("store reachable again; notices go on")
             self._store_away = False
+        await self._refresh(entries)
         for entry in entries:
             await self._dispatch(entry, redelivery=entry.deliveries > 1)
 
@@ -209,10 +221,24 @@ class Dispatcher:
             )
         except StoreUnavailable:
             return
+        await self._refresh(claimed)
         for entry in claimed:
             if entry.id not in self._inflight:
                 log.info("claimed an entry a dead consumer left pending", entry=entry.id)
                 await self._dispatch(entry, redelivery=True)
+
+    async def _refresh(self, entries: Sequence[StreamEntry]) -> None:
+        """Before a batch goes out: the chat's state now, and the targets it makes (a
+        channel subscribed from the chat gets its queue and worker here, on any replica)."""
+        if self.controls is None or not entries:
+            return
+        await self.controls.refresh()
+        self._now = self.controls.targets(self.targets)
+        for target in self._now:
+            if target.key not in self._queues:
+                self._queues[target.key] = asyncio.Queue()
+                task = asyncio.create_task(self._work(target), name=f"deliver:{target.key}")
+                self._workers.append(task)
 
     async def _dispatch(self, entry: StreamEntry, *, redelivery: bool) -> None:
         if entry.id in self._inflight:
@@ -221,12 +247,13 @@ class Dispatcher:
             await self._dead_letters.unreadable(entry.id, entry.error)
             await self._ack(entry.id)
             return
-        if not self.targets:
+        targets = self._now if self.controls is not None else self.targets
+        if not targets:
             await self._ack(entry.id)
             return
-        flight = self._inflight.take(entry, len(self.targets), redelivery=redelivery)
-        for target in self.targets:
-            self._queues[target.key].put_nowait(Job(flight, entry.event))
+        flight = self._inflight.take(entry, len(targets), redelivery=redelivery)
+        for target in targets:
+            self._queues[target.key].put_nowait(Job(flight, entry.event, target))
 
     async def _ack(self, entry_id: str) -> None:
         await self._patience.run(self.store.ack, self.settings.group, entry_id)
@@ -252,11 +279,12 @@ class Dispatcher:
         while True:
             job = await queue.get()
             try:
-                if await self._ordering.waits(target, job):
+                now = job.target or target
+                if await self._ordering.waits(now, job):
                     loop = asyncio.get_running_loop()
                     loop.call_later(self.settings.store_retry, queue.put_nowait, job)
                     continue  # not done: the entry stays unacknowledged (and ours)
-                await self._run(target, job)
+                await self._run(now, job)
             finally:
                 queue.task_done()
 

@@ -73,6 +73,9 @@ class Pending(BaseModel):
     repeats: int = 0
     #: Paged, then below ``min_status`` without recovering: no repeats, resolve on recovery.
     below: bool = False
+    #: (issue 15) Someone acknowledged the outage from the chat: no first page if none went
+    #: out yet, no repeats; the page is acknowledged too, and resolved on recovery.
+    acknowledged: bool = False
     #: The episode's latest event: what a page says about the outage.
     snapshot: Event
 
@@ -104,6 +107,8 @@ def observe(
     policy: EscalationBase, pending: Pending | None, event: Event
 ) -> tuple[Pending | None, list[Action]]:
     """The pending escalation after ``event`` (``None``: nothing pending), and any resolves."""
+    if event.type == "acknowledged":
+        return _acknowledged(pending, event)
     status = event.provider_status
     relevant = (
         event.type in ("state_changed", "incident_update")
@@ -138,6 +143,15 @@ def observe(
     return pending.model_copy(update={"below": True, "snapshot": event}), actions
 
 
+def _acknowledged(pending: Pending | None, event: Event) -> tuple[Pending | None, list[Action]]:
+    """An acknowledgement of this pending escalation's episode: held from now on, and the
+    page (if one went out) acknowledged on the pager; twice is once."""
+    if pending is None or pending.episode != event.episode or pending.acknowledged:
+        return pending, []
+    held = pending.model_copy(update={"acknowledged": True})
+    return held, [Action("acknowledge", held)] if held.paged_at is not None else []
+
+
 def _start(policy: EscalationBase, event: Event, status: Status) -> Pending:
     assert event.episode is not None
     return Pending(
@@ -153,6 +167,8 @@ def _start(policy: EscalationBase, event: Event, status: Status) -> Pending:
 def due(policy: EscalationBase, pending: Pending, now: datetime) -> tuple[Pending, list[Action]]:
     """What the clock owes at ``now``: the first page, or a repeat; quiet hours postpone
     both (a resolve is never held back: closing a page wakes nobody)."""
+    if pending.acknowledged:
+        return pending, []  # someone is on it: no page, no repeat (a resolve still goes)
     if pending.paged_at is None:
         if now < pending.since + timedelta(seconds=policy.after) or quiet(policy, now):
             return pending, []

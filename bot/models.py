@@ -298,8 +298,23 @@ EventType = Literal[
     "config_alert",
     "drill",
     "escalation",
+    # (issue 15) chat operations, see bot/chatops/
+    "acknowledged",
+    "silenced",
+    "unsilenced",
+    "subscribed",
+    "unsubscribed",
+    "reminder",
+    # (issue 15) maintenance ahead, see bot/maintenance_ahead.py
+    "maintenance_scheduled",
+    "maintenance_soon",
 ]
-EscalationAction = Literal["trigger", "repeat", "resolve"]
+#: Events that say what a person did from the chat (or what their silence did by expiring).
+CONTROL_EVENTS = frozenset(
+    {"acknowledged", "silenced", "unsilenced", "subscribed", "unsubscribed", "reminder"}
+)
+MAINTENANCE_AHEAD_EVENTS = frozenset({"maintenance_scheduled", "maintenance_soon"})
+EscalationAction = Literal["trigger", "repeat", "resolve", "acknowledge"]
 Audience = Literal["all", "admins"]
 
 
@@ -316,6 +331,9 @@ class EventIncident(BaseModel):
     maintenance: bool = False
     #: Whether ``update`` is news in this event (not already told in an earlier one).
     new_update: bool = True
+    #: (issue 15) A scheduled maintenance's window, as the page gives it.
+    scheduled_for: datetime | None = None
+    scheduled_until: datetime | None = None
 
     @classmethod
     def of(cls, incident: Incident, *, new_update: bool = True) -> EventIncident:
@@ -349,6 +367,26 @@ class EventEscalation(BaseModel):
     min_status: Status
     after: float = 0.0
     #: Repeats so far (0 for the first trigger).
+    count: int = 0
+
+
+class EventControl(BaseModel):
+    """(issue 15) What a person did from the chat: the block of ``acknowledged``,
+    ``silenced``, ``unsilenced``, ``subscribed``, ``unsubscribed`` and ``reminder`` events.
+    ``by_name`` is what the platform calls them (outside text: escaped where shown)."""
+
+    platform: str = ""
+    #: The target (``slack:C0123``) it applies to; empty for the whole episode (an ack).
+    target: str = ""
+    by: str = ""
+    by_name: str = ""
+    #: A silence's kind (``1h``, ``4h``, ``resolved``) and end; a subscription's threshold.
+    mode: str = ""
+    until: datetime | None = None
+    min_status: Status | None = None
+    #: Why a silence ended (``unsilenced`` by a person, ``expired``, ``resolved``).
+    reason: str = ""
+    #: A reminder's count (1 for the first "still down").
     count: int = 0
 
 
@@ -400,6 +438,8 @@ class Event(BaseModel):
     escalation: EventEscalation | None = None
     #: The likely upstream cause (an addition of issue 13, see DESIGN.md "Upstream causes").
     cause: EventCause | None = None
+    #: (issue 15) Who did what from the chat (see :class:`EventControl`).
+    control: EventControl | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,3 +113,18 @@ def nesting(text: str) -> int:
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def retry_after(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` in seconds, from either of its forms (seconds, or an HTTP
+    date); ``None`` for anything else (a 429 then waits by the retry policy alone)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None

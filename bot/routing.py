@@ -6,10 +6,11 @@ dispatcher asks :func:`route` once per (event, target), before anything is compo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.models import SEVERITY_ORDER, Event, Status
+from bot.models import CONTROL_EVENTS, MAINTENANCE_AHEAD_EVENTS, SEVERITY_ORDER, Event, Status
 from bot.notifier import Intent, Target
 
 
@@ -24,9 +25,18 @@ class Route:
     updates: bool = True
     #: An escalation target (PagerDuty, Opsgenie, webhook) hears only its policy's pages.
     policy: str | None = None
+    #: (issue 15) Providers this channel subscribed to from the chat, each with its own
+    #: threshold (the config's route wins where both name a provider).
+    chat: Mapping[str, Status] = field(default_factory=dict)
 
     def wants(self, provider: str) -> bool:
-        return self.providers is None or provider in self.providers
+        return self.providers is None or provider in self.providers or provider in self.chat
+
+    def min_status_for(self, provider: str) -> Status:
+        """The threshold for ``provider``: the config's, else the chat subscription's."""
+        if self.providers is None or provider in self.providers:
+            return self.min_status
+        return self.chat.get(provider, self.min_status)
 
     @staticmethod
     def of(providers: str | list[str], min_status: Status, **kwargs: Any) -> Route:
@@ -42,6 +52,10 @@ def route(event: Event, target: Target, thread: dict[str, Any] | None) -> Intent
         return _route_escalation(event, r, thread)
     if event.type == "drill":
         return Intent.NOTICE
+    if event.type in CONTROL_EVENTS:
+        return _route_control(event, target, thread)
+    if event.type in MAINTENANCE_AHEAD_EVENTS:
+        return _route_maintenance_ahead(event, r)
     if event.audience == "admins" or event.type in ("watcher_health", "config_alert"):
         return Intent.NOTICE if r.admin else None
     if not r.wants(event.provider):
@@ -53,9 +67,35 @@ def route(event: Event, target: Target, thread: dict[str, Any] | None) -> Intent
     if event.episode_closed or event.episode is None:
         return None  # never told them it started: a recovery would be noise
     status = event.provider_status or event.to
-    if status is not None and status.reaches(r.min_status):
+    if status is not None and status.reaches(r.min_status_for(event.provider)):
         return Intent.OPEN
     return None
+
+
+def _route_control(event: Event, target: Target, thread: dict[str, Any] | None) -> Intent | None:
+    """What people did from the chat is told in the outage's thread (and the root edited to
+    match): an acknowledgement in every channel that carries the outage, a silence, its end
+    and a reminder only in the channel they are about; a subscription only in the stream."""
+    control = event.control
+    if thread is None or control is None or not target.route.updates:
+        return None
+    if target.route.policy is not None or event.type in ("subscribed", "unsubscribed"):
+        return None
+    if event.type == "unsilenced" and control.reason == "resolved":
+        return None  # the recovery already said it is over
+    if event.type == "acknowledged" or control.target == target.key:
+        return Intent.UPDATE
+    return None
+
+
+def _route_maintenance_ahead(event: Event, r: Route) -> Intent | None:
+    """Planned work ahead: a notice of its own (no thread) for the chat targets that hear the
+    provider at a ``min_status`` maintenance reaches (it counts as degraded); never a pager,
+    nor an admin-only target."""
+    admin_only = r.admin and r.providers is not None and not r.providers
+    if r.policy is not None or admin_only or not r.wants(event.provider):
+        return None
+    return Intent.NOTICE if Status.MAINTENANCE.reaches(r.min_status_for(event.provider)) else None
 
 
 def _route_escalation(event: Event, r: Route, thread: dict[str, Any] | None) -> Intent | None:

@@ -29,10 +29,11 @@ import httpx
 from bot import metrics
 from bot.lease import Lease, hold, sleep_unless, unique_holder
 from bot.logs import get_logger, scrub_detail
+from bot.maintenance_ahead import MaintenanceAhead
 from bot.models import Observation, SourceKind, StateUpdate, Status, worst
 from bot.pushed_reads import PushedReads
 from bot.schedule import Schedule
-from bot.sources.source import Source
+from bot.sources.source import PageSource, Source
 from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable
 from bot.tracker import Thresholds, Tracker, TrackerSettings
 from bot.update_buffer import UpdateBuffer
@@ -148,8 +149,12 @@ class Watcher:
         store: Store,
         settings: WatcherSettings,
         client: httpx.AsyncClient | None = None,
+        *,
+        maintenance: MaintenanceAhead | None = None,
     ) -> None:
         self.sources = list(sources)
+        #: Announces planned maintenance after each page read (None: off).
+        self.maintenance = maintenance
         self.tracker = tracker
         self.store = store
         self.settings = settings
@@ -307,7 +312,13 @@ class Watcher:
     async def run_source(self, source: Source) -> list[StateUpdate]:
         """One round of one source through the tracker into the store."""
         observations = await check_source(source, self.client)
-        return await self.record(observations)
+        updates = await self.record(observations)
+        if self.maintenance is not None and isinstance(source, PageSource):
+            try:
+                await self.maintenance.after_read(source)
+            except Exception:  # a bug here must not stop the page's rounds
+                log.exception("maintenance ahead failed", source=source.id)
+        return updates
 
     async def record(self, observations: Sequence[Observation]) -> list[StateUpdate]:
         async with self._observe_lock:

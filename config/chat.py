@@ -1,4 +1,5 @@
-"""The chat platforms' sections of the file (``slack:``, ``discord:``): one model each.
+"""The chat platforms' sections of the file (``slack:``, ``discord:``, ``teams:``,
+``apprise:``): one model each.
 
 A platform is registered by one field of :class:`config.schema.TocsinConfig` whose model is a
 :class:`ChatConfig`; the field's name is both the file's section and the package in
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from bot.models import Status
+from config.apprise_urls import check_apprise_url
 from config.base import (
     HttpURL,
     Model,
@@ -22,7 +24,13 @@ from config.base import (
     secret_check,
     section_model,
 )
-from config.targets import check_slack_channel, check_snowflake, check_webhook_url
+from config.durations import Duration
+from config.targets import (
+    check_slack_channel,
+    check_snowflake,
+    check_teams_url,
+    check_webhook_url,
+)
 
 
 def _id_text(value: object) -> object:
@@ -33,6 +41,8 @@ def _id_text(value: object) -> object:
 
 
 WebhookURL = Annotated[Secret, AfterValidator(secret_check(check_webhook_url))]
+TeamsURL = Annotated[Secret, AfterValidator(secret_check(check_teams_url))]
+AppriseURL = Annotated[Secret, AfterValidator(secret_check(check_apprise_url))]
 Snowflake = Annotated[str, BeforeValidator(_id_text), AfterValidator(check_snowflake)]
 SlackChannelId = Annotated[str, BeforeValidator(_id_text), AfterValidator(check_slack_channel)]
 
@@ -47,14 +57,30 @@ def is_platform(annotation: Any) -> bool:
     return model is not None and issubclass(model, ChatConfig)
 
 
-class SlackChannel(RouteConfig):
+class Reminding(Model):
+    """(issue 15) A channel's reminders: "still down after 30 min" in the outage's thread,
+    every ``remind_every`` until it is acknowledged, silenced or over (off when unset)."""
+
+    remind_every: Duration | None = Field(default=None, ge=60)
+
+
+class Operating(Model):
+    """(issue 15) Who may press a notice's buttons and change subscriptions from the chat:
+    anyone in the channel when empty, else these user ids (and, on Discord, role ids)."""
+
+    operators: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=1000
+    )
+
+
+class SlackChannel(RouteConfig, Reminding):
     id: SlackChannelId
     #: Mention ``@here``/``@channel`` on notices at or above ``mention_min_status``.
     mention: Literal["none", "here", "channel"] = "none"
     mention_min_status: Severity = Status.MAJOR_OUTAGE
 
 
-class SlackConfig(ChatConfig):
+class SlackConfig(ChatConfig, Operating):
     api_url: HttpURL = "https://slack.com/api/"
     bot_token: Secret | None = None
     app_token: Secret | None = None
@@ -64,7 +90,7 @@ class SlackConfig(ChatConfig):
     admin_channel: SlackChannelId | None = None
 
 
-class DiscordChannel(RouteConfig):
+class DiscordChannel(RouteConfig, Reminding):
     id: Snowflake
     mention: Literal["none", "here", "everyone"] = "none"
     mention_min_status: Severity = Status.MAJOR_OUTAGE
@@ -74,7 +100,7 @@ class DiscordWebhook(RouteConfig):
     url: WebhookURL  # the URL carries the webhook's token
 
 
-class DiscordConfig(ChatConfig):
+class DiscordConfig(ChatConfig, Operating):
     api_url: HttpURL = "https://discord.com/api/v10"
     token: Secret | None = None
     application_id: Snowflake | None = None
@@ -82,3 +108,44 @@ class DiscordConfig(ChatConfig):
     channels: list[DiscordChannel] = Field(default_factory=list)
     webhooks: list[DiscordWebhook] = Field(default_factory=list)
     admin_channel: Snowflake | None = None
+
+
+def _distinct_names(routes: list[Any], what: str) -> None:
+    """A route's ``name`` is its target's key (the URL is a secret): two alike are an error."""
+    names = [r.name for r in routes if r.name]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two {what} have the same name")
+
+
+class TeamsWebhook(RouteConfig):
+    #: A Workflows ("When a Teams webhook request is received") or Incoming Webhook URL.
+    url: TeamsURL
+    #: The target's name in logs and drills (default: a digest of the URL, never the URL).
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+
+
+class TeamsConfig(ChatConfig):
+    webhooks: list[TeamsWebhook] = Field(default_factory=list)
+    #: Where admin notices (broken sources, bad keys, watcher health) go.
+    admin_webhook: TeamsURL | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> TeamsConfig:
+        _distinct_names(self.webhooks, "teams webhooks")
+        return self
+
+
+class AppriseTarget(RouteConfig):
+    #: An Apprise URL (``ntfy://``, ``tgram://``, ``mailto://``, ``json://``...): one service.
+    url: AppriseURL
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+
+
+class AppriseConfig(ChatConfig):
+    targets: list[AppriseTarget] = Field(default_factory=list)
+    admin_url: AppriseURL | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> AppriseConfig:
+        _distinct_names(self.targets, "apprise targets")
+        return self

@@ -165,6 +165,10 @@ class WatchConfig(Model):
     self_check_min_providers: int = Field(3, ge=2)
     max_connections: int = Field(100, ge=1)
     user_agent: str = "tocsin (+https://github.com/tocsin-alerts/tocsin)"
+    #: Maintenance ahead: a notice when a page schedules maintenance of a watched
+    #: component, and one ``maintenance_lead`` before it starts (bot/maintenance_ahead.py).
+    maintenance_notices: bool = True
+    maintenance_lead: Duration = Field(3600.0, gt=0, le=7 * 86400)
 
 
 StatusPageKind = Literal[
@@ -558,6 +562,8 @@ class TocsinConfig(Model):
     #: delivered by the package of the same name in ``handlers/``.
     slack: chat.SlackConfig | None = None
     discord: chat.DiscordConfig | None = None
+    teams: chat.TeamsConfig | None = None
+    apprise: chat.AppriseConfig | None = None
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     log: LogConfig = Field(default_factory=LogConfig)

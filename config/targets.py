@@ -96,6 +96,27 @@ def check_webhook_url(url: str) -> str:
     raise ValueError("is not a Discord webhook URL")  # pragma: no cover - the patterns agree
 
 
+#: Hosts a Teams webhook may be reached over plain http: this machine only (a local fake).
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_teams_url(url: str) -> str:
+    """A Teams incoming-webhook or Workflows (Power Automate) URL: https, a host and a path
+    (their hosts vary by tenant and cloud, so none is required); http only to this machine,
+    for a local fake. Says what is wrong without the URL (its signature is the secret)."""
+    if safe_url(url) is None:
+        raise ValueError(
+            "is not an http(s) URL (the URL the channel's Workflows or Incoming Webhook shows, "
+            "whole); the value is not shown"
+        )
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" and (parts.hostname or "") not in _LOOPBACK:
+        raise ValueError("must be https (Teams gives out https URLs only); the value is not shown")
+    if parts.path in ("", "/"):
+        raise ValueError("has no path: copy the whole webhook URL again; the value is not shown")
+    return url
+
+
 def check_routing_key(key: str) -> str:
     if not ROUTING_KEY.fullmatch(key):
         found = f"{len(key)} characters" if len(key) != 32 else "other characters"

@@ -10,8 +10,12 @@ backslashes), its limits (clipped with :func:`bot.outside.clip`) and its API.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+
+from pydantic import SecretStr
 
 from bot.compose import Notice
 from bot.models import Status
@@ -57,6 +61,45 @@ def mention_for(
     return str(mention)
 
 
+#: How a platform without threads (a Teams webhook, an Apprise service) marks a notice that
+#: would be a thread reply elsewhere: updates and recoveries are new messages there.
+REPLY_MARK = "↳ "
+
+
+def headline(notice: Notice, intent: Intent) -> str:
+    """The notice's title line (emoji first), marked as a reply for an update or resolve on a
+    platform that cannot thread them (plain text: escape it for the platform's markup)."""
+    mark = REPLY_MARK if intent in (Intent.UPDATE, Intent.RESOLVE) else ""
+    return f"{mark}{notice.emoji} {notice.title}"
+
+
+#: What turns outside text into something live on a platform that reads markup in plain
+#: text: an inline link's ``](``, a ``<tag>`` (``<at>`` mentions, HTML, ``<!channel>``), a
+#: broadcast word, a script scheme, a template's ``{{``. Each is broken, not removed.
+_LIVE = re.compile(
+    r"\]\s*\(|[<>]|@(?=(?:everyone|here|channel|all)\b)|\{\{|"
+    r"(?<![a-z])(?:javascript|vbscript|data)(?=\s*:)",
+    re.IGNORECASE,
+)
+_ANGLES = {"<": "\u2039", ">": "\u203a"}  # single angle quotation marks
+_JOINER = "\u2060"  # WORD JOINER: invisible, and breaks the token it sits in
+
+
+def defang(text: str) -> str:
+    """Outside text that no renderer can make a link, a mention, a tag or a template of:
+    ``<>`` become single angle quotes (no ``<at>``, ``<script>``), and a word joiner goes
+    inside ``](``, ``@here``, ``{{`` and ``javascript:``. The platform's own escaping
+    (emphasis...) comes on top."""
+
+    def broken(match: re.Match[str]) -> str:
+        token = match[0]
+        if token in _ANGLES:
+            return _ANGLES[token]
+        return f"{token[0]}{_JOINER}{token[1:]}" if len(token) > 1 else f"{token}{_JOINER}"
+
+    return _LIVE.sub(broken, text)
+
+
 # ------------------------------------------------------------------------- targets
 
 
@@ -91,11 +134,51 @@ def target(
     return Target(key, notifier, Route.of(config.providers, config.min_status, **route), options)
 
 
+def digest(secret: str) -> str:
+    """A stable name for a target known only by a secret URL (a Teams webhook, an Apprise
+    URL): a digest of it, safe to log and to key marks by; the URL never is."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+class UrlRoute(Routed, Protocol):
+    """A configured target known by a secret URL (a Teams webhook, an Apprise URL)."""
+
+    @property
+    def url(self) -> SecretStr: ...
+
+    @property
+    def name(self) -> str | None: ...
+
+
+def url_targets(
+    platform: str, notifier: Notifier, routes: Sequence[UrlRoute], admin_url: SecretStr | None
+) -> list[Target]:
+    """One target per URL (``<platform>:<name or digest>``) and the admin URL's
+    (``<platform>-admin:<digest>``, admin notices only); one notifier for all. The URL is in
+    the target's options only: keys, logs and marks know its digest."""
+    found: list[Target] = []
+    for entry in routes:
+        url = entry.url.get_secret_value()
+        key = f"{platform}:{entry.name or digest(url)}"
+        found.append(target(key, notifier, entry, {"url": url, "mention": "none"}))
+    if admin_url is not None:
+        url = admin_url.get_secret_value()
+        admin = Route(providers=frozenset(), admin=True)
+        found.append(Target(f"{platform}-admin:{digest(url)}", notifier, admin, {"url": url}))
+    return found
+
+
 def channel_targets(
-    platform: str, notifier: Notifier, channels: Sequence[Channel], admin_channel: str | None
+    platform: str,
+    notifier: Notifier,
+    channels: Sequence[Channel],
+    admin_channel: str | None,
+    *,
+    buttons: bool = False,
 ) -> list[Target]:
     """One target per channel (``<platform>:<id>``), and the admin channel's
-    (``<platform>-admin:<id>``), which hears only admin notices; one notifier for all."""
+    (``<platform>-admin:<id>``), which hears only admin notices; one notifier for all.
+    ``buttons``: the platform shows a root's buttons (acknowledge, silence: issue 15)."""
     found = [
         target(
             f"{platform}:{channel.id}",
@@ -105,6 +188,8 @@ def channel_targets(
                 "channel": channel.id,
                 "mention": channel.mention,
                 "mention_min_status": channel.mention_min_status.value,
+                "buttons": buttons,
+                "remind_every": getattr(channel, "remind_every", None),
             },
         )
         for channel in channels
@@ -115,3 +200,11 @@ def channel_targets(
             Target(f"{platform}-admin:{admin_channel}", notifier, route, {"channel": admin_channel})
         )
     return found
+
+
+def subscribed_target(platform: str, notifier: Notifier, channel: str, *, buttons: bool) -> Target:
+    """(issue 15) The target of a channel only a chat subscription names: it hears what the
+    subscription routes to it (:func:`bot.chatops.controls.with_chat`), nothing else."""
+    route = Route(providers=frozenset())
+    options = {"channel": channel, "mention": "none", "buttons": buttons}
+    return Target(f"{platform}:{channel}", notifier, route, options)

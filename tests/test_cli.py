@@ -27,8 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.chatops.actions import Actor, ChatOps
 from bot.models import ComponentState, Incident, StateUpdate, Status
 from bot.store import RedisStore
+from config.loader import build_config
 from tests.fakes.pager import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.fakes.status_server import FakeStatusServer, fixture_json
@@ -195,9 +197,11 @@ def test_slack_manifest_command_exists(tmp_path: Path) -> None:
     assert result.code == 0, result
     manifest = yaml.safe_load(result.out)
     commands = {c["command"]: c for c in manifest["features"]["slash_commands"]}
-    assert set(commands) == {"/status", "/fallback"}
+    assert set(commands) == {"/status", "/fallback", "/tocsin"}
+    assert "subscribe <provider>" in commands["/tocsin"]["usage_hint"]
     assert all("url" not in c for c in commands.values())  # Socket Mode: no public URL
     assert manifest["settings"]["socket_mode_enabled"] is True
+    assert manifest["settings"]["interactivity"] == {"is_enabled": True}  # buttons, no URL
     assert {"chat:write", "commands", "channels:history"} <= set(
         manifest["oauth_config"]["scopes"]["bot"]
     )
@@ -212,6 +216,10 @@ def test_slack_manifest_for_http_mode(tmp_path: Path) -> None:
     urls = {c["url"] for c in manifest["features"]["slash_commands"]}
     assert urls == {"https://tocsin.example.com/slack/events"}
     assert manifest["settings"]["socket_mode_enabled"] is False
+    assert manifest["settings"]["interactivity"] == {
+        "is_enabled": True,
+        "request_url": "https://tocsin.example.com/slack/events",
+    }
     bad = tocsin("slack-manifest", "--http", "tocsin.example.com", cwd=tmp_path)
     assert bad.code == 2
 
@@ -999,3 +1007,36 @@ async def test_check_json_says_cannot_tell_and_which_component(
     assert provider["unknown"] == [COMPONENT]
     [component] = provider["components"]
     assert f"{status_server.url}{SUMMARY}" in component["detail"]
+
+
+async def test_status_lists_silences_and_subscriptions_from_the_chat(
+    tmp_path: Path, redis_server: RedisServer, key_prefix: str
+) -> None:
+    """(issue 15) What people set from the chat is listed; a hostile name prints literally."""
+    down = ComponentState(
+        provider="acme", component="api", status=Status.MAJOR_OUTAGE, episode="acme-ep"
+    )
+    await _store_holding(redis_server, key_prefix, down)
+    spec = {
+        "store": {"prefix": key_prefix},
+        "providers": [{"id": "acme", "name": "Acme AI", "probe": {"url": closed_port_url()}}],
+    }
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    await store.open()
+    try:
+        chatops = ChatOps(build_config(spec), store)
+        who = Actor("slack", "U1", "[bold red]maria[/]")
+        await chatops.press("slack", "C1", "silence_4h", "acme|acme-ep", who)
+        await chatops.subscribe("slack", "C9", "acme", "major_outage", who, duration="7d")
+    finally:
+        await store.close()
+    config = write_config(tmp_path, spec)
+    result = await atocsin(
+        "status", "--config", str(config), cwd=tmp_path, env=cli_env(REDIS_URL=redis_server.url)
+    )
+    assert result.code == 0, result
+    assert "from the chat" in result.out
+    assert "slack:C1" in result.out
+    assert "slack:C9" in result.out
+    assert "subscription (major_outage)" in result.out
+    assert "[bold red]maria[/]" in result.out  # Rich markup from the chat, shown as text

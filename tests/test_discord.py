@@ -225,7 +225,10 @@ async def test_commands_through_the_gateway(world: World, status_server: FakeSta
     try:
         await fake.wait_until_ready(timeout=10)
         await _until(
-            lambda: {c["name"] for c in fake.commands(world.guild.id)} == {"status", "fallback"}
+            lambda: (
+                {c["name"] for c in fake.commands(world.guild.id)}
+                == {"status", "fallback", "tocsin"}
+            )
         )
         overview = await fake.interaction(
             "status", guild_id=world.guild.id, channel_id=world.alerts
@@ -602,7 +605,10 @@ async def test_an_unknown_provider_answer_quotes_hostile_text_harmlessly(
     try:
         await fake.wait_until_ready(timeout=10)
         await _until(
-            lambda: {c["name"] for c in fake.commands(world.guild.id)} == {"status", "fallback"}
+            lambda: (
+                {c["name"] for c in fake.commands(world.guild.id)}
+                == {"status", "fallback", "tocsin"}
+            )
         )
         answers = [
             await fake.interaction(

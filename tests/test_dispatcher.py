@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.chatops.controls import Controls
 from bot.dispatcher import Dispatcher, DispatcherSettings, Outcome
 from bot.models import ComponentState, Event, EventIncident, StateUpdate, Status, utcnow
 from bot.notice_context import NoticeContext
@@ -68,6 +69,7 @@ class Harness:
         config: TocsinConfig = CONFIG,
         consumer: str = "one",
         mutes: Sequence[Mute] = (),
+        controls: Controls | None = None,
     ) -> None:
         self.store = store
         self.outcomes: list[tuple[str, str, Outcome]] = []
@@ -76,7 +78,7 @@ class Harness:
             consumer=consumer, block_ms=50, retry_initial=0.05, retry_max=0.2, store_retry=0.1
         )
         self.dispatcher = Dispatcher(
-            store, targets, NoticeContext(config, store), settings, mutes=mutes
+            store, targets, NoticeContext(config, store), settings, mutes=mutes, controls=controls
         )
         self.dispatcher.on_outcome = self._seen
         self.stop = asyncio.Event()

@@ -428,3 +428,51 @@ async def test_a_hostile_escalations_value_still_pages_a_new_outage_and_health_a
     finally:
         await running.halt()
     assert pagerduty.violations == []
+
+
+async def test_an_acknowledge_reaches_pagerduty_opsgenie_and_the_webhook(
+    pagerduty: FakePagerDuty, opsgenie: FakeOpsgenie, receiver: WebhookReceiver
+) -> None:
+    """(issue 15) Acknowledged from the chat: each pager is told by its own API (PagerDuty's
+    ``event_action: acknowledge``, Opsgenie's ``/acknowledge`` by alias, a signed webhook's
+    ``escalation.acknowledge``); the page stays open until the recovery resolves it."""
+    config = build_config(
+        {
+            "providers": [{"id": "anthropic"}],
+            "escalation": _page_policies(pagerduty, opsgenie, receiver),
+        }
+    )
+    found = escalation_targets(config)
+    started = utcnow() - timedelta(minutes=7)
+    snapshot = Event(
+        type="state_changed",
+        provider="anthropic",
+        to=Status.MAJOR_OUTAGE,
+        provider_status=Status.MAJOR_OUTAGE,
+        episode="anthropic:ep",
+        at=started,
+    )
+    for policy, target in zip(config.escalation, found, strict=True):
+        pending = Pending(
+            policy=policy.policy_id,
+            provider="anthropic",
+            episode="anthropic:ep",
+            since=started,
+            status=Status.MAJOR_OUTAGE,
+            snapshot=snapshot,
+        )
+        for action in ("trigger", "acknowledge"):
+            page = escalation_event(policy, Action(action, pending), utcnow())
+            await target.notifier.deliver(target, Delivery(page, compose(page), Intent.NOTICE))
+    for target in found:
+        await target.notifier.close()
+    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "acknowledge"]
+    assert pagerduty.events[1]["dedup_key"] == pagerduty.events[0]["dedup_key"]
+    alert = opsgenie.alerts["tocsin:anthropic:ep"]
+    assert alert.acknowledged
+    assert alert.status == "open"
+    assert [h.json["escalation"]["action"] for h in receiver.received if h.json] == [
+        "trigger",
+        "acknowledge",
+    ]
+    assert pagerduty.violations == opsgenie.violations == []

@@ -749,6 +749,81 @@ async def test_requests_outside_the_spec(fake: FakeDiscord, session: aiohttp.Cli
     assert [v.route for v in fake.violations] == [MESSAGES, f"POST /channels/{ALERTS}/nothing"]
 
 
+# -------------------------------------------------------------------- components
+
+
+def _row(*buttons: dict[str, Any]) -> dict[str, Any]:
+    return {"type": 1, "components": list(buttons)}
+
+
+def _button(custom_id: str, label: str = "Go", style: int = 1) -> dict[str, Any]:
+    return {"type": 2, "style": style, "label": label, "custom_id": custom_id}
+
+
+async def test_components_are_checked_as_discord_documents(
+    fake: FakeDiscord, session: aiohttp.ClientSession
+) -> None:
+    """≤ 5 buttons a row, ≤ 5 rows, custom_id ≤ 100 and unique, label ≤ 80; interactive
+    components only on an application-owned webhook."""
+    auth = {"Authorization": f"Bot {FAKE_BOT_TOKEN}"}
+    url = f"{fake.api_url}/channels/{ALERTS}/messages"
+    bad = [
+        [_row(*(_button(f"b{i}") for i in range(6)))],
+        [_row(_button(f"r{i}")) for i in range(6)],
+        [_row(_button("x" * 101))],
+        [_row(_button("same"), _button("same"))],
+        [_row(_button("long", label="L" * 81))],
+        [_row({"type": 2, "style": 2, "label": "no id"})],
+    ]
+    for components in bad:
+        async with session.post(url, json={"components": components}, headers=auth) as r:
+            assert r.status == 400, components
+            assert (await r.json())["code"] == 50035
+    async with session.post(url, json={"components": [_row(_button("ok"))]}, headers=auth) as r:
+        assert r.status == 200
+        sent = await r.json()
+    assert sent["components"][0]["id"] == 1  # numbered, as Discord answers them
+    assert sent["components"][0]["components"][0]["id"] == 2
+    hook = fake.add_webhook(ALERTS)
+    async with session.post(f"{hook}?wait=true", json={"components": [_row(_button("w"))]}) as r:
+        assert r.status == 400
+    assert len(fake.violations) == len(bad) + 1
+
+
+async def test_a_click_reaches_on_interaction_and_is_answered_once(
+    fake: FakeDiscord, bot: Bot, session: aiohttp.ClientSession
+) -> None:
+    clicked: list[str] = []
+
+    async def on_interaction(interaction: discord.Interaction) -> None:
+        if interaction.type is discord.InteractionType.component:
+            data: Any = interaction.data
+            clicked.append(str(data["custom_id"]))
+            assert interaction.message is not None
+            await interaction.response.send_message("done", ephemeral=True)
+
+    bot.client.event(on_interaction)
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Acknowledge", custom_id="tocsin:ack:x"))
+    view.stop()  # rendered only: the click goes to on_interaction
+    message = await bot.channel().send("root", view=view)
+    body = await fake.click(ALERTS, str(message.id), "tocsin:ack:x")
+    assert (body["type"], body["data"]["flags"] & 64) == (4, 64)
+    assert clicked == ["tocsin:ack:x"]
+    record = fake.interactions[-1]
+    assert record.payload["message"]["id"] == str(message.id)
+    assert record.payload["data"] == {"custom_id": "tocsin:ack:x", "component_type": 2}
+    [answer] = fake.responses(record)
+    assert answer.ephemeral
+    again = f"{fake.api_url}/interactions/{record.id}/{record.token}/callback"
+    async with session.post(again, json={"type": 4, "data": {"content": "twice"}}) as r:
+        assert (r.status, (await r.json())["code"]) == (400, 40060)
+    assert record.refused == [{"type": 4, "data": {"content": "twice"}}]
+    with pytest.raises(LookupError):
+        await fake.click(ALERTS, str(message.id), "tocsin:ack:not-on-it")
+    assert [v.code for v in fake.violations] == [40060, 50035]
+
+
 def test_use_fake_discord_restores_discord_py() -> None:
     base = discord.http.Route.BASE
     gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

@@ -251,3 +251,30 @@ async def test_a_burst_of_calls_waits_for_a_connection_instead_of_failing(
     finally:
         await store.close()
     assert answers == ["ok"] * 600
+
+
+# ------------------------------------------------------------ (issue 15) records and claims
+
+
+async def test_records_change_once_and_end_for_the_one_who_deletes(store: Store) -> None:
+    assert await store.put_record("silences", "slack:C1|acme", "one", only_new=True)
+    assert not await store.put_record("silences", "slack:C1|acme", "two", only_new=True)
+    assert await store.records("silences") == {"slack:C1|acme": "one"}
+    assert await store.put_record("silences", "slack:C1|acme", "three")  # a plain write replaces
+    assert not await store.delete_record("silences", "slack:C1|acme", only_if="one")
+    results = await asyncio.gather(
+        *(store.delete_record("silences", "slack:C1|acme", only_if="three") for _ in range(5))
+    )
+    assert sorted(results) == [False, False, False, False, True]
+    assert await store.records("silences") == {}
+    assert await store.records("never-written") == {}
+
+
+async def test_a_claimed_value_is_one_callers_until_it_expires(store: Store) -> None:
+    won = await asyncio.gather(*(store.claim_value("remind:x", str(i), ttl=0.2) for i in range(5)))
+    assert won.count(True) == 1
+    deadline = asyncio.get_running_loop().time() + 5
+    while await store.get_value("remind:x") is not None:  # wait for the expiry, not a sleep
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    assert await store.claim_value("remind:x", "again", ttl=10)

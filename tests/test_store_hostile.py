@@ -316,3 +316,45 @@ async def test_the_dispatcher_delivers_on_after_a_foreign_value_replaces_the_str
         stop.set()
         await asyncio.wait_for(task, 10)
     assert [p.event_id for p in notifier.posts] == [outage.id]
+
+
+async def test_a_chat_table_of_another_type_or_with_garbage_costs_only_itself(
+    redis_server: RedisServer, raw: aioredis.Redis, key_prefix: str
+) -> None:
+    """(issue 15) A string where the silences hash belongs reads as no silences and is moved
+    aside on the next write; a record that is not one of ours is dropped, the rest kept."""
+    from bot.chatops.controls import Controls
+    from bot.chatops.records import SILENCES
+
+    await raw.set(f"{key_prefix}table:{SILENCES}", b"not a hash")
+    store = RedisStore(redis_server.url, prefix=key_prefix)
+    try:
+        await store.open()
+        assert await store.records(SILENCES) == {}
+        with pytest.raises(StoreUnavailable):  # one failed write, retried as for an outage
+            await store.put_record(SILENCES, "k", "v")
+        assert await store.put_record(SILENCES, "k", "v")
+        assert await raw.keys(f"{key_prefix}table:{SILENCES}:foreign:*")
+        good = {
+            "target": "slack:C1",
+            "provider": "acme",
+            "mode": "1h",
+            "until": "2999-01-01T00:00:00+00:00",
+            "by": {"platform": "slack", "id": "U1", "name": "maria"},
+            "at": utcnow().isoformat(),
+        }
+        await raw.hset(f"{key_prefix}table:{SILENCES}", "slack:C1|acme", json.dumps(good))
+        hostile = {
+            "deep": "[" * 100_000,
+            "huge": json.dumps({**good, "provider": "x" * 1_000_000}),
+            "year": json.dumps({**good, "at": "9999-01-01T00:00:00+00:00"}),
+            "type": json.dumps([1, 2, 3]),
+        }
+        for key, value in hostile.items():
+            await raw.hset(f"{key_prefix}table:{SILENCES}", key, value)
+        controls = Controls(store)
+        with capture_logs():
+            await controls.refresh()
+        assert list(controls.silences) == ["slack:C1|acme"]
+    finally:
+        await store.close()

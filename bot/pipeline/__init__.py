@@ -30,6 +30,7 @@ from bot.pipeline.patience import Patience
 from bot.pipeline.retry import RetryPolicy
 from bot.pipeline.stages import (
     Composing,
+    Decorate,
     Idempotency,
     LookUpThread,
     Mute,
@@ -48,6 +49,7 @@ from bot.store import Store
 NO_GROUPING = GroupSettings(enabled=False)
 
 __all__ = [
+    "Decorate",
     "GroupSettings",
     "Mute",
     "Outcome",
@@ -93,6 +95,7 @@ def delivery_pipeline(
     mutes: Sequence[Mute] = (),
     grouping: GroupSettings = NO_GROUPING,
     sleep: Sleep = asyncio.sleep,
+    decorate: Decorate | None = None,
 ) -> Pipeline:
     """The stages, in the order they run."""
     book = GroupBook(store, patience)
@@ -105,7 +108,9 @@ def delivery_pipeline(
     if grouping.enabled:  # off: the pipeline is exactly what it was without grouping
         stages.append(Grouping(store, patience, grouping, book=book, mutes=mutes, sleep=sleep))
     stages += [
-        Composing(context, patience, book),
+        Composing(context, patience, book, decorate)
+        if decorate
+        else Composing(context, patience, book),
         Reconciling(retry),
         Sending(retry, dead_letters),
         Recording(store, patience, book),

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from bot.models import Event
+from bot.notifier import Target
 from bot.store import StreamEntry
 
 #: How many acknowledged entry ids are remembered (see :mod:`bot.pipeline.ordering`).
@@ -31,6 +32,9 @@ class Job:
 
     flight: Flight
     event: Event
+    #: The target as it was when the entry was read (its route may have grown a chat
+    #: subscription since the worker started); ``None``: the worker's own.
+    target: Target | None = None
 
 
 class InFlight:

@@ -40,6 +40,13 @@ Outcome = Literal["delivered", "reconciled", "duplicate", "skipped", "muted", "d
 
 #: A silence: says whether a target must not hear an event (nothing is muted by default).
 Mute = Callable[[Event, Target], bool]
+#: (issue 15) A root as one target shows it (who acknowledged, silenced here, its buttons):
+#: :meth:`bot.chatops.controls.Controls.decorate`.
+Decorate = Callable[[Notice, Event, Target], Notice]
+
+
+def _as_is(notice: Notice, event: Event, target: Target) -> Notice:
+    return notice
 
 
 @dataclass(slots=True)
@@ -128,10 +135,17 @@ class Composing:
     """The notice, and for a reply what the thread's root should say now (in a group's
     thread: the group root again, never one provider's root)."""
 
-    def __init__(self, context: NoticeContext, patience: Patience, book: GroupBook) -> None:
+    def __init__(
+        self,
+        context: NoticeContext,
+        patience: Patience,
+        book: GroupBook,
+        decorate: Decorate = _as_is,
+    ) -> None:
         self.context = context
         self.patience = patience
         self.book = book
+        self.decorate = decorate
 
     async def run(self, work: Work) -> Outcome | None:
         event, intent = work.event, _intent(work)
@@ -139,7 +153,7 @@ class Composing:
             work.delivery = await self._group_root(work, work.group)
             return None
         if intent is Intent.OPEN:
-            opening = await self._notice(event, "root")
+            opening = self.decorate(await self._notice(event, "root"), event, work.target)
             work.delivery = Delivery(event, opening, intent, None, None, work.redelivery)
             return None
         # the root says what the episode is now; after it closed (a late incident update) it
@@ -156,6 +170,8 @@ class Composing:
             message = await self._notice(event, "join")
         else:
             root = await self._root(work, event) if edits_root else None
+            if root is not None and not (work.thread or {}).get("group"):
+                root = self.decorate(root, event, work.target)  # a group's root has no buttons
             message = await self._notice(event, "message")
         work.delivery = Delivery(event, message, intent, work.thread, root, work.redelivery)
         return None

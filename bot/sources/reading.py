@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from bot.models import Incident, Status, worst
 from bot.outside import one_line, safe_url, why_not_url
@@ -52,6 +53,29 @@ class PageReading:
     incidents: list[IncidentReading] = field(default_factory=list)
     #: Set when the page gives no per-component statuses (feeds): incidents alone decide.
     incidents_only: bool = False
+    #: Maintenance planned and not started yet (see :mod:`bot.maintenance_ahead`).
+    planned: list[PlannedWindow] = field(default_factory=list)
+
+
+#: At most this many planned windows are kept from one read of a page.
+PLANNED_KEPT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWindow:
+    """A maintenance the page announces and that has not started: when, and on what.
+
+    ``components`` are (id, name) pairs; empty means the page did not say (all of them).
+    Text is already one bounded line and ``url`` a safe http(s) link or ``None``.
+    """
+
+    id: str
+    title: str
+    scheduled_for: datetime
+    scheduled_until: datetime | None = None
+    components: tuple[tuple[str, str], ...] = ()
+    url: str | None = None
+    update: str = ""
 
 
 def drop_unsafe_links(reading: PageReading) -> dict[str, str]:

@@ -23,7 +23,13 @@ import httpx
 from bot.models import Observation, SourceKind, Status, utcnow
 from bot.sources.fetch import FetchLimits, SourceError, fetch_round
 from bot.sources.incident_memory import IncidentMemory
-from bot.sources.reading import PAGE_COMPONENT, PageReading, derive_component, drop_unsafe_links
+from bot.sources.reading import (
+    PAGE_COMPONENT,
+    PageReading,
+    PlannedWindow,
+    derive_component,
+    drop_unsafe_links,
+)
 from bot.sources.redirects import Resolver, system_resolver
 
 
@@ -77,6 +83,8 @@ class PageSource(ABC):
         self.memory = IncidentMemory()
         #: How the hosts of redirect targets are resolved (the system's DNS by default).
         self.resolver = resolver or system_resolver
+        #: The planned maintenance the last read found (none after a failed read).
+        self.planned: list[PlannedWindow] = []
 
     @abstractmethod
     async def read(self, client: httpx.AsyncClient) -> PageReading:
@@ -93,9 +101,12 @@ class PageSource(ABC):
         return [replace(o, moved=round_.moves[0]) for o in observations]
 
     async def _check(self, client: httpx.AsyncClient) -> list[Observation]:
+        self.planned = []
         try:
             reading = await self.read(client)
-            return self.observe(reading)
+            observations = self.observe(reading)
+            self.planned = reading.planned
+            return observations
         except SourceError as exc:
             return self.unknown(str(exc))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

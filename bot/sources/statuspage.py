@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bot.models import Incident, IncidentUpdate, Status
+from bot.outside import one_line, safe_url
 from bot.sources.fetch import Fetched, SourceError, fetch
 from bot.sources.parsing import (
     IMPACT,
@@ -25,7 +26,13 @@ from bot.sources.parsing import (
     require,
     status_word,
 )
-from bot.sources.reading import ComponentReading, IncidentReading, PageReading
+from bot.sources.reading import (
+    PLANNED_KEPT,
+    ComponentReading,
+    IncidentReading,
+    PageReading,
+    PlannedWindow,
+)
 from bot.sources.source import PageSource
 
 _ACTIVE_MAINTENANCE = frozenset({"in_progress", "verifying"})
@@ -99,8 +106,13 @@ def parse_summary(payload: Any, where: str, *, page_url: str = "") -> PageReadin
             IncidentReading(incident, _component_ids(raw), IMPACT.get(str(raw.get("impact"))))
         )
     for raw in optional_list(payload, "scheduled_maintenances", where):
+        if raw.get("status") == "scheduled":  # for later: maintenance ahead, not maintenance
+            window = planned_window(raw, page_url)
+            if window is not None and len(reading.planned) < PLANNED_KEPT:
+                reading.planned.append(window)
+            continue
         if raw.get("status") not in _ACTIVE_MAINTENANCE:
-            continue  # scheduled for later, or already over
+            continue  # already over
         incident = parse_incident(raw, page_url, maintenance=True)
         reading.incidents.append(IncidentReading(incident, _component_ids(raw), Status.MAINTENANCE))
     return reading
@@ -124,6 +136,37 @@ def parse_incident(raw: dict[str, Any], page_url: str, *, maintenance: bool = Fa
         updated_at=parse_time(raw.get("updated_at")) or (latest.at if latest else None),
         started_at=parse_time(raw.get("started_at")) or parse_time(raw.get("created_at")),
         maintenance=maintenance or raw.get("impact") == "maintenance",
+    )
+
+
+def planned_window(raw: dict[str, Any], page_url: str) -> PlannedWindow | None:
+    """A scheduled maintenance's window, or ``None`` when it cannot be told safely (no id or
+    start, components that are not a list): a bad window costs that window, never the page."""
+    start = parse_time(raw.get("scheduled_for"))
+    components = raw.get("components")
+    if not isinstance(raw.get("id"), str) or start is None:
+        return None
+    if components is not None and not isinstance(components, list):
+        return None
+    named = [c for c in components or [] if isinstance(c, dict) and isinstance(c.get("id"), str)]
+    posts = raw.get("incident_updates")
+    updates = (
+        newest_first(_update(u) for u in posts if isinstance(u, dict))
+        if isinstance(posts, list)
+        else []
+    )
+    until = parse_time(raw.get("scheduled_until"))
+    return PlannedWindow(
+        id=one_line(raw["id"], 64),
+        title=one_line(raw.get("name") or "Scheduled maintenance", 200),
+        scheduled_for=start,
+        scheduled_until=until if until is not None and until > start else None,
+        components=tuple(
+            (one_line(c["id"], 64), one_line(c.get("name") or c["id"], 100)) for c in named[:50]
+        ),
+        url=safe_url(raw.get("shortlink"))
+        or (safe_url(f"{page_url}/incidents/{raw['id']}") if page_url else None),
+        update=one_line(updates[0].body, 500) if updates else "",
     )
 
 

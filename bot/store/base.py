@@ -39,6 +39,14 @@ class StreamEntry:
     deliveries: int = 1
 
 
+#: (issue 15) At most this many records are read back from one table (silences,
+#: acknowledgements, subscriptions): a table someone filled beyond it is read in part.
+RECORDS_READ = 10_000
+#: A record's key and value at most (what a table holds is small JSON).
+RECORD_KEY_MAX = 512
+RECORD_VALUE_MAX = 64 * 1024
+
+
 #: Apps' reported calls are counted in buckets of this many seconds (bucket = epoch // it).
 SIGNAL_BUCKET = 10
 #: At most this many (provider, model) pairs are read back per bucket, and this many error
@@ -188,6 +196,25 @@ class Store(Protocol):
     async def get_value(self, name: str) -> str | None: ...
     async def set_value(self, name: str, value: str, ttl: float | None = None) -> None: ...
     async def delete_value(self, name: str) -> None: ...
+    async def claim_value(self, name: str, value: str, ttl: float) -> bool:
+        """Set ``name`` to ``value`` (expiring after ``ttl``) unless it is set: of two
+        processes, one wins (a reminder's "sent" mark)."""
+        ...
+
+    # records: small tables of JSON values (silences, acks, subscriptions) ---------------
+    async def put_record(self, table: str, key: str, value: str, *, only_new: bool = False) -> bool:
+        """Write one record; with ``only_new``, only if the key is absent (then ``False``
+        says someone else's record is there: a double click changes state once)."""
+        ...
+
+    async def records(self, table: str) -> dict[str, str]:
+        """Every record of a table (at most :data:`RECORDS_READ`; oversized ones dropped)."""
+        ...
+
+    async def delete_record(self, table: str, key: str, *, only_if: str | None = None) -> bool:
+        """Delete one record (with ``only_if``: only while it still holds that value);
+        ``True`` for the one caller that deleted it."""
+        ...
 
     # leases ---------------------------------------------------------------------
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:

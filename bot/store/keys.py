@@ -54,6 +54,11 @@ class Keys:
         """A small named value (silences, subscriptions, escalation bookkeeping)."""
         return f"{self.prefix}kv:{name}"
 
+    def table(self, name: str) -> str:
+        """(issue 15) Hash of small JSON records: ``silences`` (``{target}|{provider}``),
+        ``acks`` (``{episode}``), ``subscriptions`` (``{target}|{provider}``)."""
+        return f"{self.prefix}table:{name}"
+
     @property
     def polls(self) -> str:
         """List (capped) of provider ids whose status page the leader should read now: a

@@ -21,6 +21,7 @@ from bot.store.base import (
     DEAD_LETTERS_KEPT,
     HISTORY_DAYS,
     POLL_REQUESTS_KEPT,
+    RECORDS_READ,
     SENT_TTL,
     SIGNAL_PAIRS_READ,
     THREAD_TTL,
@@ -58,6 +59,7 @@ class MemoryStore:
         self._values: dict[str, tuple[str, float | None]] = {}
         self._dead: deque[dict[str, Any]] = deque(maxlen=DEAD_LETTERS_KEPT)
         self._polls: deque[str] = deque(maxlen=POLL_REQUESTS_KEPT)
+        self._tables: dict[str, dict[str, str]] = {}
         #: (provider, model, bucket) → (counts, expires at, monotonic).
         self._signals: dict[tuple[str, str, int], tuple[SignalTally, float]] = {}
         self._changed = asyncio.Condition()
@@ -227,6 +229,30 @@ class MemoryStore:
 
     async def delete_value(self, name: str) -> None:
         self._values.pop(name, None)
+
+    async def claim_value(self, name: str, value: str, ttl: float) -> bool:
+        if await self.get_value(name) is not None:
+            return False
+        await self.set_value(name, value, ttl)
+        return True
+
+    async def put_record(self, table: str, key: str, value: str, *, only_new: bool = False) -> bool:
+        rows = self._tables.setdefault(table, {})
+        if only_new and key in rows:
+            return False
+        rows[key] = value
+        return True
+
+    async def records(self, table: str) -> dict[str, str]:
+        rows = self._tables.get(table, {})
+        return dict(list(rows.items())[:RECORDS_READ])
+
+    async def delete_record(self, table: str, key: str, *, only_if: str | None = None) -> bool:
+        rows = self._tables.get(table, {})
+        if key not in rows or (only_if is not None and rows[key] != only_if):
+            return False
+        del rows[key]
+        return True
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         current = await self.get_value(f"lease:{name}")

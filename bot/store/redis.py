@@ -29,6 +29,9 @@ from bot.store.base import (
     DEAD_LETTERS_KEPT,
     HISTORY_DAYS,
     POLL_REQUESTS_KEPT,
+    RECORD_KEY_MAX,
+    RECORD_VALUE_MAX,
+    RECORDS_READ,
     SENT_TTL,
     SIGNAL_PAIRS_READ,
     THREAD_TTL,
@@ -50,6 +53,12 @@ local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
+end
+return 0
+"""
+_DELETE_IF = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return 0
 """
@@ -516,6 +525,46 @@ class RedisStore:
     async def delete_value(self, name: str) -> None:
         with unavailable_as_error():
             await self.redis.delete(self.keys.kv(name))
+
+    async def claim_value(self, name: str, value: str, ttl: float) -> bool:
+        with unavailable_as_error():
+            won = await self.redis.set(self.keys.kv(name), value, px=int(ttl * 1000), nx=True)
+        return bool(won)
+
+    # records -------------------------------------------------------------------------------
+
+    async def put_record(self, table: str, key: str, value: str, *, only_new: bool = False) -> bool:
+        name = self.keys.table(table)
+        await self._heal((name, "hash"))
+        with self._guard():
+            if only_new:
+                return bool(await self.redis.hsetnx(name, key, value))
+            await self.redis.hset(name, key, value)
+        return True
+
+    async def records(self, table: str) -> dict[str, str]:
+        name = self.keys.table(table)
+        found: dict[str, str] = {}
+        with unavailable_as_error(), other_type_ignored("table", name):
+            async for field, raw in self.redis.hscan_iter(name, count=500):
+                if len(found) >= RECORDS_READ:
+                    break
+                key, value = _maybe_text(field), _maybe_text(raw)
+                if key is None or value is None or len(key) > RECORD_KEY_MAX:
+                    continue
+                if len(value) > RECORD_VALUE_MAX:
+                    drop("record", f"{name}/{key}", value[:200], "too big")
+                    continue
+                found[key] = value
+        return found
+
+    async def delete_record(self, table: str, key: str, *, only_if: str | None = None) -> bool:
+        name = self.keys.table(table)
+        await self._heal((name, "hash"))
+        with self._guard():
+            if only_if is None:
+                return bool(await self.redis.hdel(name, key))
+            return bool(await self.redis.eval(_DELETE_IF, 1, name, key, only_if))
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         with unavailable_as_error():

@@ -2,7 +2,9 @@
 
 By the bot, an episode's first notice is an embed in the channel; its updates go to a thread
 started on that message (or, where threads are not allowed, replies to it), and the root embed
-is edited to where things stand, finally "resolved". Each post carries a ``nonce`` with
+is edited to where things stand, finally "resolved"; (issue 15) the root carries the
+buttons of ``notice.buttons`` as one action row, and each edit the ones that make sense then
+(none once resolved; replies never any). Each post carries a ``nonce`` with
 ``enforce_nonce``, so Discord itself refuses a duplicate sent within minutes; after a longer
 crash, :meth:`BotNotifier.find_sent` finds our message by the event id in the embed footer.
 
@@ -31,6 +33,7 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot.compose import Notice
 from bot.logs import get_logger
 from bot.notifier import (
     ContentRejected,
@@ -44,7 +47,7 @@ from bot.notifier import (
 from bot.outside import one_line
 from config.targets import WEBHOOK_PATH
 from handlers.chat import mention_for
-from handlers.discord.render import event_in_footer, notice_embed
+from handlers.discord.render import button_view, event_in_footer, notice_embed
 
 log = get_logger("tocsin.discord")
 
@@ -140,6 +143,7 @@ class BotNotifier:
         #: Messages posted whose delivery is not complete yet (a retry must not repost).
         self._posted: dict[tuple[str, str], int] = {}
         self._login = asyncio.Lock()
+        self._said_too_long = False
 
     async def _ready(self) -> discord.Client:
         """Logged in, once: channels deliver concurrently, and each login would open (and
@@ -163,7 +167,12 @@ class BotNotifier:
         if delivery.intent in (Intent.OPEN, Intent.NOTICE) or not delivery.thread:
             root = self._posted.get(key)
             if root is None:  # a retry after a failed thread start must not post again
-                root = await self._send(client, channel_id, delivery, target, embed, content)
+                view = (
+                    self._view(delivery.notice, target) if delivery.intent is Intent.OPEN else None
+                )
+                root = await self._send(
+                    client, channel_id, delivery, target, embed, content, view=view
+                )
                 self._posted[key] = root
             ref = {"channel": str(channel_id), "message": str(root)}
             if delivery.intent is Intent.OPEN:
@@ -195,6 +204,7 @@ class BotNotifier:
         content: str | None,
         *,
         reply_to: int | None = None,
+        view: discord.ui.View | None = None,
     ) -> int:
         reference: discord.MessageReference | None = None
         if reply_to is not None:
@@ -202,6 +212,8 @@ class BotNotifier:
                 message_id=reply_to, channel_id=channel_id, fail_if_not_exists=False
             )
         replying: dict[str, Any] = {"reference": reference} if reference is not None else {}
+        if view is not None:
+            replying["view"] = view
         message = await _call(
             client.get_partial_messageable(channel_id).send(
                 content=content,
@@ -245,9 +257,27 @@ class BotNotifier:
             return
         embed = notice_embed(delivery.root, Intent.OPEN, delivery.event.id)
         partial = client.get_partial_messageable(channel_id).get_partial_message(root)
+        # the buttons that make sense now; none (``components: []``) once it is resolved
+        view = self._view(delivery.root, None)
         await _call(
-            partial.edit(embed=embed, allowed_mentions=NO_MENTIONS), f"discord message {root}"
+            partial.edit(embed=embed, view=view, allowed_mentions=NO_MENTIONS),
+            f"discord message {root}",
         )
+
+    def _view(self, notice: Notice, target: Target | None) -> discord.ui.View | None:
+        """The root's buttons as one action row (issue 15), or ``None``."""
+        if not notice.buttons:
+            return None
+        view = button_view(notice.buttons)
+        if view is None and not self._said_too_long:
+            self._said_too_long = True
+            log.warning(
+                "a notice's buttons are too long for Discord (custom_id over 100 characters);"
+                " roots go without them",
+                provider=notice.provider,
+                target=target.key if target else None,
+            )
+        return view
 
     async def find_sent(self, target: Target, delivery: Delivery) -> Receipt | None:
         """Our message for this event, by the event id in its embed footer; what a found

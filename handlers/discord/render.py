@@ -30,6 +30,7 @@ from bot.answers import (
     UnknownProvider,
     percent,
 )
+from bot.chatops.records import BUTTON_ACTIONS, Button
 from bot.compose import Notice
 from bot.models import EMOJI, Status, utcnow
 from bot.notifier import Intent
@@ -45,6 +46,17 @@ FIELD_VALUE_MAX = 1024
 FOOTER_MAX = 2048
 TOTAL_MAX = 6000
 EMBEDS_MAX = 10
+CONTENT_MAX = 2000
+#: Components (docs/components/reference: Button): ``custom_id`` ≤ 100, ``label`` ≤ 80,
+#: at most 5 buttons in an action row.
+CUSTOM_ID_MAX = 100
+LABEL_MAX = 80
+ROW_MAX = 5
+CUSTOM_ID_PREFIX = "tocsin:"
+BUTTON_STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger}
+#: What a button's value may hold (an episode, ``{provider}:{started}:{token}``, or
+#: ``{provider}|{episode}``: see :func:`bot.chatops.records.button_value`).
+_VALUE = re.compile(r"^[A-Za-z0-9._:\-]+(?:\|[A-Za-z0-9._:\-]+)?$")
 
 
 def _number(color: str) -> int:
@@ -291,3 +303,55 @@ def _help(answer: Help) -> discord.Embed:
 def _lines(lines: Sequence[str]) -> str:
     text = "\n".join(lines)
     return clip(text, DESCRIPTION_MAX)
+
+
+# ------------------------------------------------------------------------- buttons
+
+
+def custom_id(button: Button) -> str:
+    """A root's button as Discord hands it back on a click: ``tocsin:{action}:{value}``."""
+    return f"{CUSTOM_ID_PREFIX}{button.action}:{button.value}"
+
+
+def read_custom_id(text: object) -> tuple[str, str] | None:
+    """``(action, value)`` of one of tocsin's buttons, or ``None`` for anything else (the
+    payload is hostile: a forged id, a foreign app's, 10 kB of it)."""
+    if not isinstance(text, str) or len(text) > CUSTOM_ID_MAX:
+        return None
+    if not text.startswith(CUSTOM_ID_PREFIX):
+        return None
+    action, _, value = text.removeprefix(CUSTOM_ID_PREFIX).partition(":")
+    if action not in BUTTON_ACTIONS or not _VALUE.match(value):
+        return None
+    return action, value
+
+
+def button_view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    """One action row of the root's buttons; ``None`` when there are none, or one's
+    ``custom_id`` would be over Discord's 100 characters (then no buttons at all: a row
+    missing its Acknowledge is worse than none).
+
+    The view is only rendered (``to_components``), never listened to: clicks come back
+    through the gateway bot's ``on_interaction`` (handlers.discord.bot) on whichever replica
+    receives them, also after a restart. It is stopped before it is sent, so discord.py
+    does not keep it in its view store for every root ever posted."""
+    shown = list(buttons)[:ROW_MAX]
+    if not shown or any(len(custom_id(b)) > CUSTOM_ID_MAX for b in shown):
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in shown:
+        view.add_item(
+            discord.ui.Button(
+                style=BUTTON_STYLES.get(button.style or "", discord.ButtonStyle.secondary),
+                label=clip(button.label, LABEL_MAX),
+                custom_id=custom_id(button),
+                row=0,
+            )
+        )
+    view.stop()
+    return view
+
+
+def reply_text(lines: Sequence[str]) -> str:
+    """A chat-ops answer (plain text from :mod:`bot.chatops`) as literal Discord text."""
+    return literal("\n".join(lines), CONTENT_MAX) or "-"

@@ -7,12 +7,11 @@ backoff with jitter otherwise), so a notifier only says whether trying again can
 from __future__ import annotations
 
 import json
-from email.utils import parsedate_to_datetime
 
 import httpx
 
-from bot.models import utcnow
 from bot.notifier import DeliveryError, PermanentError, RetryableError
+from bot.outside import retry_after as parse_retry_after
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -61,14 +60,4 @@ def describe(response: httpx.Response, limit: int = 300) -> str:
 
 def retry_after(response: httpx.Response) -> float | None:
     """Retry-After in seconds, from either of its forms (seconds, or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(response.headers.get("retry-after"))

@@ -44,6 +44,10 @@ class OpsgenieNotifier:
             url = f"{base}/v2/alerts/{quote(escalation.dedup_key, safe='')}/close"
             params = {"identifierType": "alias"}
             body: dict[str, Any] = {"source": "tocsin", "note": close_note(event)}
+        elif escalation.action == "acknowledge":  # acknowledged from the chat
+            url = f"{base}/v2/alerts/{quote(escalation.dedup_key, safe='')}/acknowledge"
+            params = {"identifierType": "alias"}
+            body = {"source": "tocsin", "note": "Acknowledged from the chat (tocsin)."}
         else:
             url, params, body = f"{base}/v2/alerts", {}, create_alert(event)
         response = await post(

@@ -51,10 +51,10 @@ def events_v2(event: Event, routing_key: str) -> dict[str, Any]:
     """The Events API v2 body for an ``escalation`` event."""
     escalation = event.escalation
     assert escalation is not None
-    if escalation.action == "resolve":
+    if escalation.action in ("resolve", "acknowledge"):  # acknowledged from the chat
         return {
             "routing_key": routing_key,
-            "event_action": "resolve",
+            "event_action": escalation.action,
             "dedup_key": escalation.dedup_key,
         }
     status = event.to or Status.UNKNOWN

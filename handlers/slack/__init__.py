@@ -1,16 +1,18 @@
-"""Slack: notices by the Web API (notifier), /status and /fallback (commands), app manifest."""
+"""Slack: notices by the Web API (notifier), /status, /fallback, /tocsin and a notice's
+buttons (commands), app manifest."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.answers import Answers
+from bot.chatops.actions import ChatOps
 from bot.logs import get_logger
-from bot.notifier import Target
+from bot.notifier import Notifier, Target
 from config.chat import SlackConfig
 from config.schema import TocsinConfig
-from handlers.chat import channel_targets
-from handlers.slack.commands import SlackCommands, build_app
+from handlers.chat import channel_targets, subscribed_target
+from handlers.slack.commands import Later, SlackCommands, build_app
 from handlers.slack.notifier import SlackNotifier, make_client
 
 log = get_logger("tocsin.slack")
@@ -25,15 +27,30 @@ def targets(config: TocsinConfig, **_: Any) -> list[Target]:
     slack = config.slack
     if slack is None or not (slack.channels or slack.admin_channel):
         return []
-    token = _token(slack)
-    if not token:
+    found = notifier(config)
+    if found is None:
         log.warning("slack channels are configured but no bot token: set SLACK_BOT_TOKEN")
         return []
-    notifier = SlackNotifier(make_client(slack.api_url, token))
-    return channel_targets("slack", notifier, slack.channels, slack.admin_channel)
+    return channel_targets("slack", found, slack.channels, slack.admin_channel, buttons=True)
 
 
-def commands(config: TocsinConfig, answers: Answers) -> SlackCommands | None:
+def notifier(config: TocsinConfig) -> SlackNotifier | None:
+    """The notifier for Slack's targets (those of chat subscriptions too), if there is a token."""
+    token = _token(config.slack) if config.slack else None
+    return (
+        SlackNotifier(make_client(config.slack.api_url, token)) if config.slack and token else None
+    )
+
+
+def subscribed(config: TocsinConfig, channel: str, shared: Notifier | None) -> Target | None:
+    """(issue 15) A channel only a chat subscription names, on the configured notifier."""
+    found = shared or notifier(config)
+    return subscribed_target("slack", found, channel, buttons=True) if found else None
+
+
+def commands(
+    config: TocsinConfig, answers: Answers, *, chatops: ChatOps | None = None
+) -> SlackCommands | None:
     """The slash-command app, if Slack is configured for it (a bot token, and an app token
     for Socket Mode or a signing secret for HTTP mode)."""
     slack = config.slack
@@ -49,4 +66,6 @@ def commands(config: TocsinConfig, answers: Answers) -> SlackCommands | None:
         )
         return None
     client = make_client(slack.api_url, None)  # the token comes with each request's context
-    return SlackCommands(build_app(answers, client, token, secret), app_token, secret)
+    later = Later()
+    app = build_app(answers, client, token, secret, chatops=chatops, later=later)
+    return SlackCommands(app, app_token, secret, later, chatops=chatops)

@@ -2,9 +2,12 @@
 
 Slack's documented limits (api.slack.com/reference/block-kit): at most 50 blocks, a header's
 plain text ≤ 150 characters, a section's text ≤ 3000, at most 10 fields of ≤ 2000 each, at most
-10 context elements; a message's top-level ``text`` (the notification and fallback) should stay
-well under 40,000 (we keep it under 3000). Every piece is clipped here, so no provider payload,
-however long, makes Slack refuse a notice.
+10 context elements, at most 25 elements in an ``actions`` block (a root's buttons: a
+button's text ≤ 75, its ``action_id`` ≤ 255, its ``value`` ≤ 2000); a message's top-level
+``text`` (the notification and fallback) should stay well under 40,000 (we keep it under
+3000). Every piece is clipped here, so no provider payload, however long, makes Slack refuse
+a notice. A root's buttons ride in its attachment's blocks, under the colour bar; a click
+comes back as a ``block_actions`` payload (container ``message_attachment``).
 
 Every string from outside (a status page's titles and names, a probe's detail, what a user
 typed, the config, the store) is escaped for mrkdwn (``&``, ``<``, ``>``: Slack's control
@@ -33,6 +36,7 @@ from bot.answers import (
     UnknownProvider,
     percent,
 )
+from bot.chatops.records import Button
 from bot.compose import Notice
 from bot.models import EMOJI, utcnow
 from bot.notifier import Intent
@@ -47,6 +51,17 @@ FIELDS_MAX = 10
 BLOCKS_MAX = 50
 CONTEXT_MAX = 10
 TEXT_MAX = 3000
+#: Block Kit's limits for an ``actions`` block and its buttons (docs.slack.dev/reference/
+#: block-kit/blocks/actions-block, .../block-elements/button-element): at most 25 elements,
+#: a button's plain text ≤ 75 characters, its ``action_id`` ≤ 255, its ``value`` ≤ 2000.
+ACTIONS_MAX = 25
+BUTTON_TEXT_MAX = 75
+ACTION_ID_MAX = 255
+BUTTON_VALUE_MAX = 2000
+#: A root's buttons: one ``actions`` block, each button's ``action_id`` ``tocsin_{action}``
+#: (what :mod:`handlers.slack.commands` listens for).
+CONTROLS_BLOCK = "tocsin_controls"
+ACTION_PREFIX = "tocsin_"
 
 METADATA_TYPE = "tocsin_notice"
 #: The mentions a channel can be configured with (``slack.channels[].mention``).
@@ -114,6 +129,9 @@ def notice_message(
         blocks.append(
             _section("*Fall back to:* " + ", ".join(_option(o) for o in notice.fallbacks))
         )
+    controls = controls_block(notice.buttons)
+    if controls is not None:
+        blocks.append(controls)
     context = []
     if notice.url:
         context.append(_mrkdwn(link(notice.url, notice.url_label or "Status page")))
@@ -135,6 +153,36 @@ def notice_message(
         "metadata": notice_metadata(event_id or notice.event_id, intent),
         **SEND_AS,
     }
+
+
+def controls_block(buttons: Sequence[Button]) -> dict[str, Any] | None:
+    """A root's buttons (acknowledge, silence: issue 15) as one ``actions`` block, or ``None``
+    when it has none (a reply, a resolved root, a target that takes no buttons). A button
+    Block Kit would refuse (a value or action id over its limit) is left out, not sent."""
+    elements = []
+    seen: set[str] = set()
+    for button in buttons:
+        action_id = f"{ACTION_PREFIX}{button.action}"
+        too_long = len(action_id) > ACTION_ID_MAX or not 0 < len(button.value) <= BUTTON_VALUE_MAX
+        if too_long or action_id in seen:  # action ids are unique within a block
+            continue
+        seen.add(action_id)
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": action_id,
+            "text": {
+                "type": "plain_text",
+                "text": clip(button.label, BUTTON_TEXT_MAX) or button.action,
+                "emoji": True,
+            },
+            "value": button.value,
+        }
+        if button.style in ("primary", "danger"):
+            element["style"] = button.style
+        elements.append(element)
+    if not elements:
+        return None
+    return {"type": "actions", "block_id": CONTROLS_BLOCK, "elements": elements[:ACTIONS_MAX]}
 
 
 def notice_metadata(event_id: str, intent: Intent) -> dict[str, Any]:

@@ -172,13 +172,22 @@ CHANNEL_PUBLIC_THREAD, CHANNEL_GUILD_FORUM = 11, 15
 THREAD_TYPES = frozenset({10, 11, 12})
 
 # Interactions (docs/interactions/receiving-and-responding).
-INTERACTION_APPLICATION_COMMAND, INTERACTION_AUTOCOMPLETE = 2, 4
+INTERACTION_APPLICATION_COMMAND, INTERACTION_COMPONENT, INTERACTION_AUTOCOMPLETE = 2, 3, 4
 CALLBACK_MESSAGE, CALLBACK_DEFERRED, CALLBACK_AUTOCOMPLETE = 4, 5, 8
+#: A component's callbacks: acknowledge without a message (6), edit the clicked one (7).
+CALLBACK_DEFERRED_UPDATE, CALLBACK_UPDATE = 6, 7
 #: Callback types Discord accepts per interaction type (PONG is for HTTP pings only).
 CALLBACKS_FOR = {
     INTERACTION_APPLICATION_COMMAND: frozenset({4, 5, 9, 12}),
+    INTERACTION_COMPONENT: frozenset({4, 5, 6, 7, 9, 12}),
     INTERACTION_AUTOCOMPLETE: frozenset({8}),
 }
+# Message components (docs/components/reference): an action row (1) holds up to 5 buttons
+# (2); a message without IS_COMPONENTS_V2 holds up to 5 rows. Button styles 1-4 need a
+# custom_id (≤ 100, unique in the message), 5 (link) a url and no custom_id, 6 a sku_id.
+COMPONENT_ACTION_ROW, COMPONENT_BUTTON = 1, 2
+ROWS_MAX, ROW_BUTTONS_MAX, CUSTOM_ID_MAX, LABEL_MAX = 5, 5, 100, 80
+FLAG_COMPONENTS_V2 = 1 << 15
 #: "you must send an initial response within 3 seconds"; tokens then last 15 minutes.
 INTERACTION_DEADLINE = 3.0
 INTERACTION_TOKEN_TTL = 15 * 60.0
@@ -236,6 +245,14 @@ DOCUMENTED_RULES: dict[str, str] = {
     "Type: 8 only for autocomplete; 4/5/9 for commands",
     "one initial response": "receiving-and-responding.mdx (40060 Interaction has already "
     "been acknowledged)",
+    "components": "components/reference.mdx, Action Row and Button: up to 5 buttons in a row, "
+    "up to 5 rows per message (without IS_COMPONENTS_V2); non-link buttons need a custom_id "
+    "(max 100 characters, unique per message) and no url; link buttons a url and no custom_id; "
+    "label max 80 characters",
+    "webhook components": "resources/webhook.mdx, Execute Webhook: interactive components "
+    "need an application-owned webhook",
+    "one subcommand": "application-commands.mdx, Subcommands and Subcommand Groups: an "
+    "interaction runs exactly one subcommand of a command that has them",
     "snowflakes may be integers": "Reference.mdx, ID Serialization: Discord stores ids as "
     "integers; requests may carry them as JSON numbers (discord.py does, in message_reference)",
     "boolean query strings": "Reference.mdx, Boolean Query Strings: True/true/1, False/false/0",
@@ -808,6 +825,7 @@ def content_errors(body: dict[str, Any]) -> list[FieldError]:
             FieldError(("content",), "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
         )
     out += embed_errors(body.get("embeds"))
+    out += component_errors(body.get("components"), body.get("flags"))
     mentions = body.get("allowed_mentions")
     if isinstance(mentions, dict):
         parse = mentions.get("parse") or []
@@ -821,6 +839,140 @@ def content_errors(body: dict[str, Any]) -> list[FieldError]:
                     )
                 )
     return out
+
+
+def component_errors(components: Any, flags: Any = 0) -> list[FieldError]:
+    """The component rules Discord documents beyond the spec's shapes (the spec allows 40
+    top-level components, the limit of components v2): ≤ 5 action rows, each of ≤ 5
+    buttons; non-link buttons with a unique ``custom_id`` and no ``url``, link buttons the
+    other way round."""
+    if not isinstance(components, list):
+        return []
+    out: list[FieldError] = []
+    v2 = isinstance(flags, int) and bool(flags & FLAG_COMPONENTS_V2)
+    if not v2 and len(components) > ROWS_MAX:
+        out.append(
+            FieldError(
+                ("components",), "BASE_TYPE_MAX_LENGTH", f"Must be {ROWS_MAX} or fewer in length."
+            )
+        )
+    seen: set[str] = set()
+    for i, row in enumerate(components):
+        if not isinstance(row, dict):
+            continue
+        if not v2 and row.get("type") != COMPONENT_ACTION_ROW:
+            out.append(
+                FieldError(
+                    ("components", i, "type"),
+                    "UI_COMPONENTS_V2_REQUIRED",
+                    "Only action rows are allowed without the IS_COMPONENTS_V2 flag",
+                )
+            )
+            continue
+        items = row.get("components")
+        if not isinstance(items, list):
+            continue
+        if len(items) > ROW_BUTTONS_MAX:
+            out.append(
+                FieldError(
+                    ("components", i, "components"),
+                    "BASE_TYPE_MAX_LENGTH",
+                    f"Must be {ROW_BUTTONS_MAX} or fewer in length.",
+                )
+            )
+        for j, item in enumerate(items):
+            if not isinstance(item, dict) or item.get("type") != COMPONENT_BUTTON:
+                continue
+            where = ("components", i, "components", j)
+            style, custom_id, url = item.get("style"), item.get("custom_id"), item.get("url")
+            if style in (1, 2, 3, 4):
+                if not isinstance(custom_id, str) or not custom_id:
+                    out.append(
+                        FieldError(
+                            (*where, "custom_id"), "BASE_TYPE_REQUIRED", "A custom id is required"
+                        )
+                    )
+                elif custom_id in seen:
+                    out.append(
+                        FieldError(
+                            (*where, "custom_id"),
+                            "COMPONENT_CUSTOM_ID_DUPLICATED",
+                            "Component custom id cannot be duplicated",
+                        )
+                    )
+                else:
+                    seen.add(custom_id)
+                if isinstance(custom_id, str) and len(custom_id) > CUSTOM_ID_MAX:
+                    out.append(
+                        FieldError(
+                            (*where, "custom_id"),
+                            "BASE_TYPE_MAX_LENGTH",
+                            f"Must be {CUSTOM_ID_MAX} or fewer in length.",
+                        )
+                    )
+                if url is not None:
+                    out.append(
+                        FieldError(
+                            (*where, "url"),
+                            "BUTTON_COMPONENT_URL_NOT_ALLOWED",
+                            "A non-link button cannot have a url",
+                        )
+                    )
+            elif style == 5 and (not url or custom_id is not None):
+                out.append(
+                    FieldError(
+                        where,
+                        "BUTTON_COMPONENT_INVALID",
+                        "A link button needs a url and no custom id",
+                    )
+                )
+            label = item.get("label")
+            if isinstance(label, str) and len(label) > LABEL_MAX:
+                out.append(
+                    FieldError(
+                        (*where, "label"),
+                        "BASE_TYPE_MAX_LENGTH",
+                        f"Must be {LABEL_MAX} or fewer in length.",
+                    )
+                )
+            if style in (1, 2, 3, 4, 5) and not label and not item.get("emoji"):
+                out.append(
+                    FieldError(
+                        where,
+                        "BUTTON_COMPONENT_LABEL_OR_EMOJI_REQUIRED",
+                        "A button needs a label or an emoji",
+                    )
+                )
+    return out
+
+
+def interactive(components: Any) -> bool:
+    """Whether any component sends an interaction (a button other than a link, a select)."""
+    if not isinstance(components, list):
+        return False
+    for item in components:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == COMPONENT_BUTTON and item.get("style") not in (5, 6):
+            return True
+        if kind in (3, 5, 6, 7, 8):
+            return True
+        if interactive(item.get("components")):
+            return True
+    return False
+
+
+def buttons_of(components: Any) -> list[dict[str, Any]]:
+    """Every button in a message's components (rows and nested containers)."""
+    found: list[dict[str, Any]] = []
+    for item in components if isinstance(components, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == COMPONENT_BUTTON:
+            found.append(item)
+        found += buttons_of(item.get("components"))
+    return found
 
 
 def is_empty_message(body: dict[str, Any], *, files: int = 0) -> bool:
@@ -1009,6 +1161,10 @@ class Guild:
     bot_role_id: str
     channels: list[str] = field(default_factory=list)
     joined_ms: float = 0.0
+    #: Roles besides @everyone and the bot's: id → name (:meth:`FakeDiscord.add_role`).
+    roles: dict[str, str] = field(default_factory=dict)
+    #: The roles each member has (user id → role ids).
+    member_roles: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -1139,6 +1295,11 @@ class Interaction:
     original_id: str | None = None
     followups: list[str] = field(default_factory=list)
     future: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
+    #: A component interaction's: the message clicked and the component's ``custom_id``.
+    message_id: str | None = None
+    custom_id: str | None = None
+    #: Callbacks refused after the first (``40060``: another replica answered already).
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool:
@@ -1350,6 +1511,31 @@ class FakeDiscord:
         self.guilds[guild.id] = guild
         return guild
 
+    def add_role(self, guild_id: str, name: str = "on-call") -> str:
+        """A role in a guild (in its GUILD_CREATE); returns its id."""
+        role_id = self.snowflake()
+        self.guilds[guild_id].roles[role_id] = name
+        return role_id
+
+    def add_user(
+        self,
+        user_id: str | None = None,
+        username: str = "maria",
+        *,
+        global_name: str | None = None,
+        guild_id: str | None = None,
+        roles: Iterable[str] = (),
+    ) -> str:
+        """A person (their display name ``global_name``, outside text), a member of
+        ``guild_id`` with ``roles`` there; returns their id."""
+        user_id = user_id or self.snowflake()
+        self.users.pop(user_id, None)
+        self._user(user_id, username)
+        self.users[user_id]["global_name"] = global_name or username
+        if guild_id is not None:
+            self.guilds[guild_id].member_roles[user_id] = list(roles)
+        return user_id
+
     def add_channel(
         self,
         guild_id: str,
@@ -1554,19 +1740,24 @@ class FakeDiscord:
         locale: str = "en-US",
         timeout: float | None = None,
         allow_unregistered: bool = False,
+        subcommand: str | None = None,
     ) -> dict[str, Any]:
         """A user runs ``/command`` with ``options``: INTERACTION_CREATE (type 2) goes to the
         app, and this returns its callback body (``{"type": 4, "data": {...}}``). The record,
-        with its latency, is in :attr:`interactions`.
+        with its latency, is in :attr:`interactions`. ``subcommand``: ``/command subcommand``,
+        ``options`` being the subcommand's (nested in it, as Discord sends them).
 
         The command must be registered (for the guild, or globally) and the options must fit
         its definition, as only then can a user send it; otherwise this is a violation and
         :class:`UnknownCommand`/``ValueError`` is raised (``allow_unregistered``: send it
         anyway, as a stale client cache can)."""
+        given = options or []
+        if subcommand is not None:
+            given = [_subcommand(subcommand, given)]
         record = self._new_interaction(
             INTERACTION_APPLICATION_COMMAND,
             command,
-            options or [],
+            given,
             guild_id=guild_id,
             channel_id=channel_id,
             user_id=user_id,
@@ -1589,9 +1780,11 @@ class FakeDiscord:
         dm: bool = False,
         locale: str = "en-US",
         timeout: float | None = None,
+        subcommand: str | None = None,
     ) -> list[dict[str, Any]]:
         """A user types ``value`` into option ``focused``: INTERACTION_CREATE (type 4) goes to
-        the app; returns the ``choices`` of its type 8 callback."""
+        the app; returns the ``choices`` of its type 8 callback. ``subcommand``: an option
+        of ``/command subcommand``."""
         record = self._new_interaction(
             INTERACTION_AUTOCOMPLETE,
             command,
@@ -1602,10 +1795,102 @@ class FakeDiscord:
             dm=dm,
             locale=locale,
             focused=(focused, value),
+            subcommand=subcommand,
         )
         body = await self._send_interaction(record, timeout)
         data = body.get("data") or {}
         return list(data.get("choices") or [])
+
+    async def click(
+        self,
+        channel_id: str,
+        message_id: str,
+        custom_id: str,
+        *,
+        user_id: str = TEST_USER_ID,
+        timeout: float | None = None,
+        everywhere: bool = False,
+        forge: bool = False,
+    ) -> dict[str, Any]:
+        """A member clicks the button ``custom_id`` on a message: INTERACTION_CREATE (type 3,
+        MESSAGE_COMPONENT) with the message as it is now (after its edits) goes to the app;
+        returns its callback body. Only a button the message carries can be clicked (else a
+        violation and ``LookupError``); ``forge``: send it anyway, as a modified client can
+        (Discord does not check what a component interaction claims). ``everywhere``: to
+        every connected session (replicas of one bot), as Discord does."""
+        message = self.message(channel_id, message_id)
+        if message.deleted:
+            raise LookupError(f"message {message_id} is deleted")
+        ids = [b.get("custom_id") for b in buttons_of(message.components)]
+        if custom_id not in ids and not forge:
+            self._violation(
+                "INTERACTION_CREATE",
+                [f"message {message_id} has no button {custom_id[:120]!r}"],
+                {"custom_id": custom_id[:200], "buttons": ids},
+            )
+            raise LookupError(custom_id[:120])
+        channel = self.channels[channel_id]
+        guild_id = channel.guild_id
+        interaction_id = self.snowflake()
+        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(120)
+        payload: dict[str, Any] = {
+            "id": interaction_id,
+            "application_id": APP_ID,
+            "type": INTERACTION_COMPONENT,
+            "data": {"custom_id": custom_id, "component_type": COMPONENT_BUTTON},
+            "message": {**self._render_message(message), "guild_id": guild_id}
+            if guild_id
+            else self._render_message(message),
+            "channel_id": channel_id,
+            "channel": {
+                **self._render_channel(channel),
+                "permissions": str(self._member_permissions()),
+            },
+            "token": token,
+            "version": 1,
+            "app_permissions": str(self._bot_permissions(channel)),
+            "locale": "en-US",
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        if guild_id:
+            payload.update(
+                guild_id=guild_id,
+                guild={"id": guild_id, "locale": "en-US", "features": []},
+                guild_locale="en-US",
+                member={
+                    **self._member(user_id, self.guilds.get(guild_id)),
+                    "permissions": str(self._member_permissions()),
+                },
+                authorizing_integration_owners={"0": guild_id},
+                context=0,
+            )
+        else:
+            payload.update(
+                user=self._user(user_id), authorizing_integration_owners={"0": "0"}, context=1
+            )
+        record = Interaction(
+            interaction_id,
+            token,
+            INTERACTION_COMPONENT,
+            custom_id,
+            guild_id,
+            channel_id,
+            user_id,
+            payload,
+            sent_at=0.0,
+            message_id=message_id,
+            custom_id=custom_id,
+        )
+        self.interactions.append(record)
+        return await self._send_interaction(record, timeout, everywhere=everywhere)
+
+    def responses(self, record: Interaction) -> list[Message]:
+        """What the app answered an interaction with: the original response's message (its
+        current version), then the follow-ups."""
+        ids = ([record.original_id] if record.original_id else []) + record.followups
+        return [self.all_messages[i] for i in ids]
 
     def _new_interaction(
         self,
@@ -1620,6 +1905,7 @@ class FakeDiscord:
         locale: str,
         allow_unregistered: bool = False,
         focused: tuple[str, Any] | None = None,
+        subcommand: str | None = None,
     ) -> Interaction:
         channel: dict[str, Any]
         if dm:
@@ -1649,11 +1935,13 @@ class FakeDiscord:
             options.append(
                 {
                     "name": focused[0],
-                    "type": self._option_type(registered, focused[0]),
+                    "type": self._option_type(registered, focused[0], subcommand),
                     "value": focused[1],
                     "focused": True,
                 }
             )
+            if subcommand is not None:
+                options = [_subcommand(subcommand, options)]
         if registered is None:
             if not allow_unregistered:
                 self._violation(
@@ -1704,7 +1992,10 @@ class FakeDiscord:
                 guild_id=guild_id,
                 guild={"id": guild_id, "locale": "en-US", "features": []},
                 guild_locale="en-US",
-                member={**self._member(user_id), "permissions": str(self._member_permissions())},
+                member={
+                    **self._member(user_id, self.guilds.get(guild_id)),
+                    "permissions": str(self._member_permissions()),
+                },
                 authorizing_integration_owners={"0": guild_id},
                 context=0,
             )
@@ -1724,7 +2015,9 @@ class FakeDiscord:
         self.interactions.append(record)
         return record
 
-    async def _send_interaction(self, record: Interaction, timeout: float | None) -> dict[str, Any]:
+    async def _send_interaction(
+        self, record: Interaction, timeout: float | None, *, everywhere: bool = False
+    ) -> dict[str, Any]:
         try:
             session = await self.wait_until_ready(timeout=5.0)
         except TimeoutError:
@@ -1732,7 +2025,8 @@ class FakeDiscord:
         loop = asyncio.get_running_loop()
         record.future = loop.create_future()
         record.sent_at = time.monotonic()
-        await self._dispatch(session, "INTERACTION_CREATE", record.payload)
+        for each in self.ready_sessions if everywhere else [session]:
+            await self._dispatch(each, "INTERACTION_CREATE", copy.deepcopy(record.payload))
         limit = self.interaction_deadline if timeout is None else timeout
         try:
             return await asyncio.wait_for(asyncio.shield(record.future), limit)
@@ -1750,8 +2044,14 @@ class FakeDiscord:
         return None
 
     @staticmethod
-    def _option_type(command: dict[str, Any] | None, name: str) -> int:
-        for option in (command or {}).get("options") or []:
+    def _option_type(
+        command: dict[str, Any] | None, name: str, subcommand: str | None = None
+    ) -> int:
+        options = (command or {}).get("options") or []
+        if subcommand is not None:
+            inner: dict[str, Any] = next((o for o in options if o.get("name") == subcommand), {})
+            options = inner.get("options") or []
+        for option in options:
             if option.get("name") == name:
                 return int(option.get("type", 3))
         return 3
@@ -1761,6 +2061,10 @@ class FakeDiscord:
     ) -> list[str]:
         by_name = {o["name"]: o for o in defined}
         problems: list[str] = []
+        if any(o.get("type") in (1, 2) for o in defined):
+            chosen = [o for o in given if by_name.get(o.get("name", ""), {}).get("type") in (1, 2)]
+            if len(chosen) != 1 or len(given) != 1:
+                problems.append("a command with subcommands runs exactly one of them")
         for option in given:
             spec = by_name.get(option.get("name", ""))
             if spec is None:
@@ -1864,6 +2168,8 @@ class FakeDiscord:
 
     def _member(self, user_id: str, guild: Guild | None = None) -> dict[str, Any]:
         roles = [guild.bot_role_id] if guild is not None and user_id == BOT_USER_ID else []
+        if guild is not None:
+            roles += guild.member_roles.get(user_id, [])
         joined = guild.joined_ms if guild is not None else self._now_ms()
         return {
             "user": self._user(user_id),
@@ -1999,6 +2305,16 @@ class FakeDiscord:
                     "authorizing_integration_owners", {}
                 ),
             }
+            if record.type == INTERACTION_COMPONENT:
+                out["interaction_metadata"] = {
+                    "id": record.id,
+                    "type": record.type,
+                    "user": self._user(record.user_id),
+                    "authorizing_integration_owners": record.payload.get(
+                        "authorizing_integration_owners", {}
+                    ),
+                    "interacted_message_id": record.message_id,
+                }
             out["interaction"] = {
                 "id": record.id,
                 "type": record.type,
@@ -2487,7 +2803,7 @@ class FakeDiscord:
             type=kind if kind is not None else (MESSAGE_REPLY if reference else MESSAGE_DEFAULT),
             flags=int(body.get("flags") or 0) if flags is None else flags,
             tts=bool(body.get("tts")),
-            components=copy.deepcopy(body.get("components") or []),
+            components=_numbered(body.get("components")),
             attachments=self._attachments(channel, files),
             mentions=users,
             mention_roles=roles,
@@ -2534,7 +2850,7 @@ class FakeDiscord:
                 self._normalize_embed(e) for e in body["embeds"] or [] if isinstance(e, dict)
             ]
         if "components" in body:
-            message.components = copy.deepcopy(body["components"] or [])
+            message.components = _numbered(body["components"])
         if "flags" in body and body["flags"] is not None:
             editable = 1 << 2 | 1 << 15  # SUPPRESS_EMBEDS, IS_COMPONENTS_V2
             message.flags = (message.flags & ~editable) | (int(body["flags"]) & editable)
@@ -2826,6 +3142,7 @@ class FakeDiscord:
         now = time.monotonic()
         body = ctx.body if isinstance(ctx.body, dict) else {}
         if record.acknowledged:
+            record.refused.append(copy.deepcopy(body))
             raise _Reject(40060)
         if record.callback is None and now - record.sent_at > self.interaction_deadline:
             record.late, record.callback, record.latency = (
@@ -2856,6 +3173,10 @@ class FakeDiscord:
         if kind == CALLBACK_AUTOCOMPLETE:
             self._check_choices(record, data)
         message: Message | None = None
+        if kind == CALLBACK_UPDATE and record.message_id is not None:
+            clicked = self.all_messages[record.message_id]
+            self._apply_edit(clicked, data, ctx.files)
+            await self._message_event("MESSAGE_UPDATE", clicked)
         if kind in (CALLBACK_MESSAGE, CALLBACK_DEFERRED):
             flags = int(data.get("flags") or 0) & (FLAG_EPHEMERAL | 1 << 2 | 1 << 12)
             if kind == CALLBACK_DEFERRED:
@@ -2868,7 +3189,9 @@ class FakeDiscord:
                 webhook_id=APP_ID,
                 application_id=APP_ID,
                 interaction=record,
-                kind=MESSAGE_CHAT_INPUT_COMMAND,
+                kind=MESSAGE_CHAT_INPUT_COMMAND
+                if record.type != INTERACTION_COMPONENT
+                else MESSAGE_DEFAULT,
                 flags=flags,
             )
             record.original_id = message.id
@@ -2890,9 +3213,7 @@ class FakeDiscord:
         return 200, answer
 
     def _check_choices(self, record: Interaction, data: dict[str, Any]) -> None:
-        focused = next(
-            (o for o in record.payload["data"].get("options", []) if o.get("focused")), None
-        )
+        focused = _focused(record.payload["data"].get("options", []))
         kind = (focused or {}).get("type", 3)
         types: dict[int, type | tuple[type, ...]] = {4: int, 10: (int, float)}
         expected = types.get(kind, str)
@@ -2982,6 +3303,17 @@ class FakeDiscord:
                 channel = thread
             if body.get("thread_name") and channel.type != CHANNEL_GUILD_FORUM:
                 raise _Reject(220003)
+            if interactive(body.get("components")):
+                raise _Reject(
+                    50035,
+                    [
+                        FieldError(
+                            ("components",),
+                            "COMPONENT_INTERACTIVE_REQUIRES_APPLICATION_WEBHOOK",
+                            "Interactive components need an application-owned webhook",
+                        )
+                    ],
+                )
             author = {
                 **self._user(hook.id, hook.name, bot=True),
                 "username": body.get("username") or hook.name,
@@ -3368,7 +3700,14 @@ class FakeDiscord:
             "nsfw": False,
             "nsfw_level": 0,
             "premium_progress_bar_enabled": False,
-            "roles": [everyone, bot_role],
+            "roles": [
+                everyone,
+                bot_role,
+                *(
+                    {**everyone, "id": role_id, "name": name, "position": 2 + i}
+                    for i, (role_id, name) in enumerate(guild.roles.items())
+                ),
+            ],
             "emojis": [],
             "stickers": [],
             "joined_at": _iso(guild.joined_ms),
@@ -3406,6 +3745,48 @@ _COMMAND_ROUTES = frozenset(
         "PUT /applications/{application_id}/guilds/{guild_id}/commands",
     }
 )
+
+
+def _numbered(components: Any) -> list[Any]:
+    """Components as Discord keeps them: each with an ``id`` (numbered in order where the
+    request gave none: "auto-populated through increment")."""
+    out = copy.deepcopy(components) if isinstance(components, list) else []
+    taken = {c.get("id") for c in _walk(out)}
+    counter = itertools.count(1)
+    for item in _walk(out):
+        if item.get("id") is None:
+            number = next(counter)
+            while number in taken:
+                number = next(counter)
+            item["id"] = number
+    return out
+
+
+def _walk(components: list[Any]) -> Iterator[dict[str, Any]]:
+    for item in components:
+        if isinstance(item, dict):
+            yield item
+            inner = item.get("components")
+            if isinstance(inner, list):
+                yield from _walk(inner)
+
+
+def _subcommand(name: str, options: list[dict[str, Any]]) -> dict[str, Any]:
+    """A subcommand option as Discord nests it (its own options inside, when it has any)."""
+    return {"name": name, "type": 1, **({"options": options} if options else {})}
+
+
+def _focused(options: Any) -> dict[str, Any] | None:
+    """The focused option of an autocomplete, also inside a subcommand."""
+    for option in options if isinstance(options, list) else []:
+        if not isinstance(option, dict):
+            continue
+        if option.get("focused"):
+            return option
+        inner = _focused(option.get("options"))
+        if inner is not None:
+            return inner
+    return None
 
 
 @contextlib.contextmanager

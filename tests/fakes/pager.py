@@ -666,6 +666,8 @@ class FakeAlert:
     message: str
     priority: str
     status: AlertStatus = "open"
+    #: Acknowledged (``POST /v2/alerts/{id}/acknowledge``): still open, someone is on it.
+    acknowledged: bool = False
     #: 1 on creation, +1 for every create with this alias while it is open.
     count: int = 1
     #: The create and close requests that touched it, in order.
@@ -842,7 +844,8 @@ class FakeOpsgenie(_PagerFake):
         # "/v2/alerts" -> ["", "v2", "alerts"]; ".../{id}/close" -> [..., id, "close"]
         is_create = segments == ["", "v2", "alerts"]
         is_close = len(segments) == 5 and segments[:3] == ["", "v2", "alerts"]
-        is_close = is_close and segments[4] == "close" and bool(segments[3])
+        # close and acknowledge take the same body (user, source, note) and identifierType
+        is_close = is_close and segments[4] in ("close", "acknowledge") and bool(segments[3])
         if not (is_create or is_close):
             self.violations.append(f"{what}: not an endpoint this fake serves")
             return self._answer(404, started, message="Handler not found")
@@ -887,7 +890,8 @@ class FakeOpsgenie(_PagerFake):
         if is_create:
             self._create(parsed, record)
         else:
-            self._close(segments[3], request.query.get("identifierType", "id"), record)
+            verb = segments[4]
+            self._close(segments[3], request.query.get("identifierType", "id"), record, verb)
         return self._answer(202, started, result=OG_ACCEPTED)
 
     def _create(self, body: dict[str, Any], record: OpsgenieRequest) -> None:
@@ -909,7 +913,9 @@ class FakeOpsgenie(_PagerFake):
         self.alerts[alias] = alert
         self.alert_history.append(alert)
 
-    def _close(self, identifier: str, id_type: str, record: OpsgenieRequest) -> None:
+    def _close(
+        self, identifier: str, id_type: str, record: OpsgenieRequest, verb: str = "close"
+    ) -> None:
         alert: FakeAlert | None
         if id_type == "alias":
             alert = self.alerts.get(identifier)
@@ -919,7 +925,10 @@ class FakeOpsgenie(_PagerFake):
         if alert is None or alert.status != "open":
             self.unmatched.append(record)
             return
-        alert.status = "closed"
+        if verb == "acknowledge":
+            alert.acknowledged = True
+        else:
+            alert.status = "closed"
         alert.requests.append(record)
 
 

@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from bot.compose import Notice
 from bot.notifier import Delivery, Intent, PermanentError, Receipt, RetryableError, Target
 from bot.routing import Route
 
@@ -38,6 +39,8 @@ class RecordingNotifier:
         self.crash_after_post: set[str] = set()
         self._ids = itertools.count(1)
         self.posted = asyncio.Event()
+        #: Every root as posted (OPEN) or edited, whole: (target, notice) in order.
+        self.roots: list[tuple[str, Notice]] = []
 
     def target(self, key: str, route: Route | None = None) -> Target:
         return Target(key, self, route or Route(providers=None))
@@ -63,6 +66,9 @@ class RecordingNotifier:
         )
         if delivery.root is not None and thread_ts:
             self.edits.append((target.key, thread_ts, delivery.root.title))
+            self.roots.append((target.key, delivery.root))
+        if delivery.intent is Intent.OPEN:
+            self.roots.append((target.key, delivery.notice))
         self.posted.set()
         if target.key in self.crash_after_post:
             self.crash_after_post.discard(target.key)

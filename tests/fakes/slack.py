@@ -31,7 +31,16 @@ What it serves:
 * **Socket Mode** at ``/socket``: Slack's ``hello`` on connect, ``slash_commands`` envelopes
   (:meth:`~FakeSlack.slash_command`) whose acks are awaited and timed, ``disconnect`` requests,
   pings both ways, several connections (envelopes go to the newest).
-* **response_url** at ``/commands/…``: what a command's delayed responses are posted to.
+* **response_url** at ``/commands/…``: what a command's delayed responses are posted to; at
+  ``/actions/…``: a click's (Slack's limit: 5 uses each).
+* **Clicks** (:meth:`~FakeSlack.click`): a person presses a button of a message the fake holds
+  (as it is now, after any ``chat.update``; a button it does not have cannot be pressed). The
+  ``block_actions`` payload is built as Slack sends it and goes to the app over HTTP (form
+  field ``payload``, signed with the signing secret, to :meth:`~FakeSlack.interactivity`'s
+  URL) or over Socket Mode (an ``interactive`` envelope whose ack is awaited);
+  :meth:`~FakeSlack.send_interaction` sends any payload (what Slack never would: a forged
+  value). What the app answers the clicker is in :attr:`FakeSlack.response_url_posts` (and
+  :attr:`FakeSlack.ephemerals` for ``chat.postEphemeral``).
 * **HTTP mode helpers** (module level): :func:`signed_request` and :func:`slash_command_body`.
 
 Sources for the shapes (Slack's docs, read for this file):
@@ -39,7 +48,11 @@ docs.slack.dev/reference/methods/<method> (arguments, errors, example responses)
 docs.slack.dev/apis/events-api/using-socket-mode (hello, disconnect, envelope and ack shapes,
 slash-command payload), docs.slack.dev/reference/block-kit/blocks/* (limits),
 docs.slack.dev/messaging/message-metadata, docs.slack.dev/apis/web-api/rate-limits,
-docs.slack.dev/authentication/verifying-requests-from-slack (request signatures).
+docs.slack.dev/authentication/verifying-requests-from-slack (request signatures),
+docs.slack.dev/reference/interaction-payloads/block_actions-payload (a click's payload; its
+``container`` is ``message_attachment`` for a button in an attachment's blocks),
+docs.slack.dev/reference/block-kit/block-elements/button-element (a button's limits),
+docs.slack.dev/interactivity/handling-user-interaction (response_url: 5 uses in 30 minutes).
 """
 
 from __future__ import annotations
@@ -62,9 +75,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "specs" / "slack_web_openapi_v2.json"
@@ -164,6 +178,42 @@ SECTION_FIELD_TEXT_MAX = 2000
 CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
 BLOCK_ID_MAX = 255
+BUTTON_TEXT_MAX = 75
+ACTION_ID_MAX = 255
+BUTTON_VALUE_MAX = 2000
+BUTTON_URL_MAX = 3000
+BUTTON_FIELDS = frozenset(
+    {"type", "text", "action_id", "url", "value", "style", "confirm", "accessibility_label"}
+)
+#: Interactive elements an actions block takes (docs.slack.dev/reference/block-kit/blocks/
+#: actions-block); only buttons are checked field by field.
+ACTION_ELEMENT_TYPES = frozenset(
+    {
+        "button",
+        "checkboxes",
+        "datepicker",
+        "datetimepicker",
+        "multi_static_select",
+        "multi_external_select",
+        "multi_users_select",
+        "multi_conversations_select",
+        "multi_channels_select",
+        "overflow",
+        "radio_buttons",
+        "static_select",
+        "external_select",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "timepicker",
+        "workflow_button",
+        "rich_text_input",
+        "plain_text_input",
+    }
+)
+#: How often one response_url takes a message (docs.slack.dev/interactivity/
+#: handling-user-interaction, "up to 5 times within 30 minutes").
+RESPONSE_URL_USES = 5
 MARKDOWN_BLOCK_MAX = 12_000
 IMAGE_ALT_TEXT_MAX = 2000
 IMAGE_URL_MAX = 3000
@@ -305,7 +355,12 @@ def _block_body_errors(kind: str, block: dict[str, Any], where: str) -> list[str
                     errors += text_object_errors(element, at)
     elif kind == "actions":
         elements = block.get("elements")
-        errors += _array(elements, f"{where}/elements", min_items=1, max_items=ACTIONS_ELEMENTS_MAX)
+        found = _array(elements, f"{where}/elements", min_items=1, max_items=ACTIONS_ELEMENTS_MAX)
+        errors += found
+        if not found and isinstance(elements, list):
+            seen: set[str] = set()
+            for j, element in enumerate(elements):
+                errors += _action_element_errors(element, f"{where}/elements/{j}", seen)
     elif kind == "image":
         errors += _image_element_errors(block, where)
         if "title" in block:
@@ -320,6 +375,46 @@ def _block_body_errors(kind: str, block: dict[str, Any], where: str) -> list[str
             errors.append(_limit(f"{where}/text", "must be less than 12001 characters"))
     elif kind == "rich_text":
         errors += _array(block.get("elements"), f"{where}/elements", min_items=1, max_items=10**6)
+    return errors
+
+
+def _action_element_errors(value: Any, pointer: str, seen: set[str]) -> list[str]:
+    """An actions block's element; a button field by field (its text plain, ≤ 75 characters;
+    ``action_id`` ≤ 255 and unique in the block; ``value`` ≤ 2000; ``url`` ≤ 3000; ``style``
+    primary or danger)."""
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return [_limit(pointer, "must be an element object")]
+    kind = value["type"]
+    if kind not in ACTION_ELEMENT_TYPES:
+        return [_limit(f"{pointer}/type", f"unsupported element type: {kind}")]
+    errors: list[str] = []
+    action_id = value.get("action_id")
+    if action_id is not None:
+        if not isinstance(action_id, str) or not 0 < len(action_id) <= ACTION_ID_MAX:
+            errors.append(_limit(f"{pointer}/action_id", "must be less than 256 characters"))
+        elif action_id in seen:
+            errors.append(_limit(f"{pointer}/action_id", "duplicate action_id"))
+        else:
+            seen.add(action_id)
+    if kind != "button":
+        return errors
+    extra = set(value) - BUTTON_FIELDS
+    errors += [_limit(f"{pointer}/{key}", "unsupported property") for key in sorted(extra)]
+    if "text" not in value:
+        errors.append(_limit(f"{pointer}/text", "missing required field"))
+    else:
+        errors += text_object_errors(
+            value["text"], f"{pointer}/text", max_len=BUTTON_TEXT_MAX, plain_only=True
+        )
+    for name, limit in (("value", BUTTON_VALUE_MAX), ("url", BUTTON_URL_MAX)):
+        field_value = value.get(name)
+        if field_value is not None and (
+            not isinstance(field_value, str) or not 0 < len(field_value) <= limit
+        ):
+            errors.append(_limit(f"{pointer}/{name}", f"must be less than {limit + 1} characters"))
+    style = value.get("style")
+    if style is not None and style not in ("primary", "danger"):
+        errors.append(_limit(f"{pointer}/style", "must be one of: primary, danger"))
     return errors
 
 
@@ -568,6 +663,34 @@ class ResponseUrlPost:
     at: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class Clicker:
+    """Who presses: a ``block_actions`` payload's ``user`` (``username`` is their handle;
+    ``name`` the same, kept by Slack for older apps)."""
+
+    id: str = "U0TESTUSER1"
+    username: str = "tester"
+    name: str = "tester"
+    team_id: str = TEAM_ID
+
+
+@dataclass
+class Interaction:
+    """One interaction payload sent to the app: how it went (an HTTP status and body, or the
+    Socket Mode ack) and its response_url's path (what the app answered is recorded there)."""
+
+    payload: dict[str, Any]
+    via: str
+    response_path: str
+    status: int | None = None
+    body: str = ""
+    ack: Ack | None = None
+
+
+class NoSuchButton(LookupError):
+    """A click on a button the message does not have (or no longer has)."""
+
+
 class AckTimeout(TimeoutError):
     """The app did not acknowledge an envelope in time (Slack's limit is 3 seconds)."""
 
@@ -660,6 +783,11 @@ class FakeSlack:
         self.acks: list[Ack] = []
         self.stray_frames: list[dict[str, Any]] = []
         self.response_url_posts: list[ResponseUrlPost] = []
+        self.interactions: list[Interaction] = []
+        #: Where clicks go in HTTP mode, and the secret they are signed with.
+        self.interactivity_url: str | None = None
+        self.signing_secret: str | None = None
+        self._response_uses: dict[str, int] = {}
         self.single_use_tickets = single_use_tickets
         self._clock = clock
         self._last_us = 0
@@ -699,6 +827,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/commands/{tail:.*}", self._response_url)
+        app.router.add_post("/actions/{tail:.*}", self._response_url)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
@@ -956,6 +1085,162 @@ class FakeSlack:
         """Close every open connection from Slack's side, without a ``disconnect`` first."""
         for conn in self.open_connections:
             await conn.ws.close(code=code)
+
+    # ------------------------------------------------------------------- clicks
+
+    def interactivity(self, url: str, signing_secret: str) -> None:
+        """HTTP mode: the app's Request URL for interactivity, and its signing secret."""
+        self.interactivity_url, self.signing_secret = url, signing_secret
+
+    def buttons(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The buttons the message shows now (top-level blocks, then each attachment's)."""
+        return [element for _, _, element in self._buttons(self.message(channel, ts))]
+
+    def _buttons(self, message: Message) -> list[tuple[int | None, dict[str, Any], dict[str, Any]]]:
+        """(attachment id or None, actions block, button) for every button of ``message``."""
+        found: list[tuple[int | None, dict[str, Any], dict[str, Any]]] = []
+        places: list[tuple[int | None, Any]] = [(None, message.blocks or [])]
+        for attachment in message.attachments or []:
+            if isinstance(attachment, dict):
+                places.append((attachment.get("id"), attachment.get("blocks") or []))
+        for attachment_id, blocks in places:
+            for block in blocks:
+                if not isinstance(block, dict) or block.get("type") != "actions":
+                    continue
+                for element in block.get("elements") or []:
+                    if isinstance(element, dict) and element.get("type") == "button":
+                        found.append((attachment_id, block, element))
+        return found
+
+    def block_actions_payload(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        clicker: Clicker | None = None,
+        value: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``clicker`` presses the button
+        ``action_id`` of the message ``ts`` as it is now (:class:`NoSuchButton` if it has no
+        such button, or none with ``value``); its ``response_url`` points at this fake."""
+        clicker = clicker or Clicker()
+        found = self._channel(channel)
+        message = found.find(ts) if found else None
+        if found is None or message is None:
+            raise NoSuchButton(f"no message {channel}/{ts}")
+        chosen = next(
+            (
+                (attachment_id, block, element)
+                for attachment_id, block, element in self._buttons(message)
+                if element.get("action_id") == action_id
+                and (value is None or element.get("value") == value)
+            ),
+            None,
+        )
+        if chosen is None:
+            shown = [e.get("action_id") for _, _, e in self._buttons(message)]
+            raise NoSuchButton(f"{channel}/{ts} has no button {action_id!r} (it has {shown})")
+        attachment_id, block, element = chosen
+        path = f"/actions/{TEAM_ID}/{secrets.randbelow(10**13)}/{secrets.token_hex(12)}"
+        self._response_urls[path] = found.id
+        container: dict[str, Any] = {
+            "type": "message" if attachment_id is None else "message_attachment",
+            "message_ts": message.ts,
+            "channel_id": found.id,
+            "is_ephemeral": False,
+        }
+        if attachment_id is not None:
+            container.update(attachment_id=attachment_id, is_app_unfurl=False)
+        if message.thread_ts:
+            container["thread_ts"] = message.thread_ts
+        action: dict[str, Any] = {
+            "action_id": element.get("action_id"),
+            "block_id": block.get("block_id"),
+            "text": copy.deepcopy(element.get("text")),
+            "type": "button",
+            "action_ts": self._next_ts(),
+        }
+        if "value" in element:
+            action["value"] = element["value"]
+        if "style" in element:
+            action["style"] = element["style"]
+        return {
+            "type": "block_actions",
+            "user": {
+                "id": clicker.id,
+                "username": clicker.username,
+                "name": clicker.name,
+                "team_id": clicker.team_id,
+            },
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "container": container,
+            "trigger_id": _trigger_id(),
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": found.id, "name": found.name},
+            "message": self._render(found, message, include_metadata=False),
+            "state": {"values": {}},
+            "response_url": f"{self.url}{path}",
+            "actions": [action],
+        }
+
+    async def click(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        clicker: Clicker | None = None,
+        via: Literal["http", "socket"] = "http",
+        timeout: float = 3.0,
+    ) -> Interaction:
+        """``clicker`` presses a button of a message the fake holds: the payload goes to the
+        app (see :meth:`send_interaction`)."""
+        payload = self.block_actions_payload(channel, ts, action_id, clicker=clicker)
+        return await self.send_interaction(payload, via=via, timeout=timeout)
+
+    async def send_interaction(
+        self,
+        payload: dict[str, Any],
+        *,
+        via: Literal["http", "socket"] = "http",
+        timeout: float = 3.0,
+        signing_secret: str | None = None,
+    ) -> Interaction:
+        """Any interaction payload to the app: over HTTP, form-encoded (``payload=<json>``)
+        and signed (``signing_secret`` overrides the configured one, e.g. a wrong one), the
+        answer's status kept; or as a Socket Mode ``interactive`` envelope, its ack awaited
+        (:class:`AckTimeout` after ``timeout``; Slack's limit is 3 seconds)."""
+        url = str(payload.get("response_url", ""))
+        path = url.removeprefix(self.url) if url.startswith(self.url) else ""
+        interaction = Interaction(payload, via, path)
+        self.interactions.append(interaction)
+        if via == "socket":
+            interaction.ack = await self.send_envelope("interactive", payload, timeout=timeout)
+            return interaction
+        secret = signing_secret or self.signing_secret
+        if self.interactivity_url is None or secret is None:
+            raise RuntimeError("set the app's interactivity URL and secret first")
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = {
+            **signed_request(secret, body),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=client_timeout) as session,
+            session.post(self.interactivity_url, data=body.encode(), headers=headers) as answer,
+        ):
+            interaction.status = answer.status
+            interaction.body = await answer.text()
+        return interaction
+
+    def answers_to(self, interaction: Interaction) -> list[dict[str, Any]]:
+        """What the app posted to an interaction's response_url, oldest first."""
+        return [p.payload for p in self.response_url_posts if p.path == interaction.response_path]
 
     # ---------------------------------------------------------------- internals
 
@@ -1523,6 +1808,9 @@ class FakeSlack:
         channel_id = self._response_urls.get(request.path)
         if channel_id is None:
             return web.json_response({"ok": False, "error": "invalid_url"}, status=404)
+        uses = self._response_uses[request.path] = self._response_uses.get(request.path, 0) + 1
+        if uses > RESPONSE_URL_USES:
+            return web.json_response({"ok": False, "error": "used_url"}, status=404)
         try:
             payload = await request.json()
         except ValueError:
