@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint browser bench clean
+.PHONY: run demo test lint browser bench clean screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("tocsin needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -43,6 +43,9 @@ browser:
 	    echo "the dashboard tests need Chromium: apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; \
 	    exit 1; \
 	  fi
+
+screenshots: $(VENV)/.installed-test browser  ## the README's screenshots (docs/screenshots/), from the browser tests
+	TOCSIN_SCREENSHOTS=1 $(BIN)/pytest -q -m browser tests/test_pages_browser.py
 
 test: lint browser  ## lint, types, Dockerfile, then the whole suite (it starts its own redis-server)
 	$(BIN)/pytest -q -n 4

@@ -29,6 +29,7 @@ from bot.chatops.reminders import Reminders
 from bot.dispatcher import Dispatcher, DispatcherSettings
 from bot.escalation import Escalator, EscalatorSettings
 from bot.frontends import Frontend
+from bot.history.recorder import HistoryRecorder, LatencySampler, RecorderSettings
 from bot.lease import sleep_unless
 from bot.logs import get_logger, register_secrets
 from bot.maintenance_ahead import MaintenanceAhead
@@ -111,6 +112,8 @@ class Runtime:
     #: that end by themselves).
     chatops: ChatOps | None = None
     reminders: Reminders | None = None
+    #: (issue 16) Keeps the days and episodes (one replica at a time, by lease).
+    history: HistoryRecorder | None = None
     health: Health | None = None
     #: Chat command front ends (Slack, Discord): started and stopped with the runtime.
     frontends: list[Frontend] = field(default_factory=list)
@@ -164,7 +167,18 @@ def assemble(
             if watch.maintenance_notices
             else None
         )
-        runtime.watcher = Watcher(sources, tracker, store, settings, maintenance=maintenance)
+        runtime.watcher = Watcher(
+            sources,
+            tracker,
+            store,
+            settings,
+            maintenance=maintenance,
+            latency=LatencySampler(store),
+        )
+        recorder = RecorderSettings(
+            instance=instance, lease=config.store.lease, holder=identity.holder
+        )
+        runtime.history = HistoryRecorder(store, recorder)
     if role in ("all", "notifier"):
         context = NoticeContext(config, store, runtime.probed)
         claim_idle = config.store.claim_idle
@@ -197,6 +211,9 @@ def assemble(
         buffered=(lambda: watcher.buffered) if watcher else (lambda: 0),
     )
     runtime.health.extra["instance"] = lambda: runtime.instance
+    history = runtime.history
+    if history is not None:
+        runtime.health.extra["history"] = lambda: {"leader": history.leader}
     escalator = runtime.escalator
     if escalator is not None:
         runtime.health.extra["escalator"] = lambda: {
@@ -240,6 +257,8 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
             )
         if runtime.escalator is not None:
             runtime.tasks.append(asyncio.create_task(runtime.escalator.run(stop), name="escalator"))
+        if runtime.history is not None:
+            runtime.tasks.append(asyncio.create_task(runtime.history.run(stop), name="history"))
         if runtime.reminders is not None:
             runtime.tasks.append(asyncio.create_task(runtime.reminders.run(stop), name="reminders"))
         await stop.wait()

@@ -30,9 +30,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import app as runtime_app
+from bot import report as report_shapes
 from bot.chatops.actions import active_silences
 from bot.chatops.records import SUBSCRIPTIONS, Silence, Subscription, read_records
 from bot.escalation import Pending, pending_escalations
+from bot.history.model import DAYS_KEPT
+from bot.history.queries import ReportRow
+from bot.history.queries import report as history_report
 from bot.logs import configure, get_logger
 from bot.models import (
     SEVERITY_ORDER,
@@ -49,10 +53,10 @@ from bot.probe_cost import inference_cost
 from bot.queries import provider_rows
 from bot.sources import SkippedProbe, build_sources
 from bot.sources.source import Source
-from bot.store import MemoryStore, StoreUnavailable, make_store
+from bot.store import MemoryStore, StoreRefused, StoreUnavailable, embedded_path, make_store
 from bot.watcher import WatcherSettings, check_all, make_client
 from config.base import route_fields
-from config.durations import humanize
+from config.durations import humanize, parse_duration
 from config.loader import ROLE_ENV, ConfigError, load_config, resolve_path
 from config.schema import TocsinConfig
 from handlers.console import STYLE
@@ -89,6 +93,15 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The embedded store's directory, without store.url (default: $TOCSIN_DATA_DIR, "
+        "else store.data_dir, else ./tocsin-data; 'memory': keep nothing on disk).",
+        show_default=False,
+    ),
+]
 SEVERITIES = [s.value for s in SEVERITY_ORDER]
 #: ``check``'s exit code when it cannot tell (a watched component is unknown, nothing down).
 CANNOT_TELL = 3
@@ -109,6 +122,14 @@ def _load(path: Path | None) -> TocsinConfig:
     except ConfigError as exc:
         _print_config_errors(exc)
         raise typer.Exit(2) from None
+
+
+def _with_data_dir(cfg: TocsinConfig, data_dir: Path | None) -> TocsinConfig:
+    """``--data-dir`` wins over the file and the environment."""
+    if data_dir is None:
+        return cfg
+    store = cfg.store.model_copy(update={"data_dir": str(data_dir)})
+    return cfg.model_copy(update={"store": store})
 
 
 def _print_config_errors(exc: ConfigError) -> None:
@@ -133,6 +154,7 @@ def run(
             help="What this process does: all | watcher | notifier | bot.", envvar=ROLE_ENV
         ),
     ] = "all",
+    data_dir: DataDirOption = None,
 ) -> None:
     """Watch the providers and deliver notices until stopped (Ctrl-C or SIGTERM)."""
     if role not in ("all", "watcher", "notifier", "bot"):
@@ -141,11 +163,14 @@ def run(
             f"not {_shown(repr(role))}"
         )
         raise typer.Exit(2)
-    cfg = _load(config)
+    cfg = _with_data_dir(_load(config), data_dir)
     configure(cfg.log.level, cfg.log.format)
     runtime_app.register_config_secrets(cfg)
     try:
         asyncio.run(_run(cfg, role))  # type: ignore[arg-type]
+    except StoreRefused as exc:
+        err.print(f"[bold red]error:[/] {_shown(exc, 4000)}")
+        raise typer.Exit(1) from None
     except runtime_app.ListenError as exc:
         err.print(
             f"[bold red]error:[/] {_shown(exc, DETAIL_MAX)}. Set server.port (or "
@@ -168,11 +193,13 @@ async def _run(cfg: TocsinConfig, role: runtime_app.Role) -> None:
 def _banner(runtime: runtime_app.Runtime) -> None:
     cfg = runtime.config
     names = ", ".join(p.id for p in cfg.providers)
-    store = (
-        f"redis ({_redact_url(cfg.store.url.get_secret_value())})"
-        if cfg.store.url
-        else "embedded (in-process: set store.url or REDIS_URL to keep state across restarts)"
-    )
+    path = embedded_path(cfg.store)
+    if cfg.store.url:
+        store = f"redis ({_redact_url(cfg.store.url.get_secret_value())})"
+    elif path is not None:
+        store = f"embedded ({path}: one process; set store.url or REDIS_URL to share it)"
+    else:
+        store = "embedded (in memory: forgotten on exit; set store.data_dir to keep it)"
     count = f"{len(cfg.providers)} provider{'s' if len(cfg.providers) != 1 else ''}"
     targets = ", ".join(t.key for t in runtime.targets) or "nowhere"
     out.print(f"[bold]tocsin[/] {runtime.role} · watching {count}: {_shown(names, 4000)}")
@@ -405,21 +432,23 @@ def _round_status(observations: Sequence[Observation]) -> Status:
 
 
 @app.command()
-def status(config: ConfigOption = None) -> None:
-    """What the store holds now (needs Redis: the embedded store lives in its process)."""
-    cfg = _load(config)
+def status(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """What the store holds now: Redis, or the embedded store's file (read, not changed)."""
+    cfg = _with_data_dir(_load(config), data_dir)
     configure("warning", cfg.log.format)  # what the store says of bad values: stderr
     runtime_app.register_config_secrets(cfg)
-    if not cfg.store.url:
+    path = embedded_path(cfg.store)
+    if not cfg.store.url and (path is None or not path.is_file()):
+        where = "lives inside a running tocsin" if path is None else f"has no file at {path} yet"
         out.print(
-            "The embedded store lives inside a running tocsin: there is nothing to read from "
+            f"The embedded store {_shown(where, DETAIL_MAX)}: there is nothing to read from "
             "here.\nSet store.url (or REDIS_URL) to share state, or open the dashboard of a "
             f"running tocsin at http://{cfg.server.host}:{cfg.server.port}/"
         )
         raise typer.Exit(0)
     try:
         states, pending, silences, subscriptions = asyncio.run(_read_states(cfg))
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, StoreRefused) as exc:
         err.print(f"[bold red]error:[/] {_shown(exc, DETAIL_MAX)}")
         raise typer.Exit(1) from None
     table = Table(title="tocsin status", title_justify="left")
@@ -508,7 +537,7 @@ def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
 async def _read_states(
     cfg: TocsinConfig,
 ) -> tuple[dict[str, ComponentState], list[Pending], list[Silence], list[Subscription]]:
-    store = make_store(cfg.store)
+    store = make_store(cfg.store, readonly=True)
     try:
         await store.open()
         now = utcnow()
@@ -518,6 +547,66 @@ async def _read_states(
         subscriptions = sorted((s for s in found if s.active(now)), key=lambda s: s.target)
         pending = await pending_escalations(store)
         return dict(await store.states()), pending, silences, subscriptions
+    finally:
+        await store.close()
+
+
+@app.command()
+def report(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    since: Annotated[
+        str, typer.Option("--since", help="How far back: 30d (whole UTC days, today included).")
+    ] = "30d",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table.")] = False,
+) -> None:
+    """Per provider: uptime, incidents, downtime, MTTR, median detection lead and page lag
+    (from the history in Redis, or in the embedded store's file)."""
+    cfg = _with_data_dir(_load(config), data_dir)
+    configure("warning", cfg.log.format)
+    runtime_app.register_config_secrets(cfg)
+    days = _report_days(since)
+    if as_json and as_csv:
+        err.print("[bold red]error:[/] --json or --csv, not both")
+        raise typer.Exit(2)
+    path = embedded_path(cfg.store)
+    if not cfg.store.url and (path is None or not path.is_file()):
+        where = "keeps no history" if path is None else f"has no file at {path} yet"
+        err.print(f"The embedded store {_shown(where, DETAIL_MAX)}: nothing to report.")
+        raise typer.Exit(1)
+    try:
+        rows = asyncio.run(_read_report(cfg, days))
+    except (StoreUnavailable, StoreRefused) as exc:
+        err.print(f"[bold red]error:[/] {_shown(exc, DETAIL_MAX)}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(report_shapes.as_json(rows, days))
+    elif as_csv:
+        print(report_shapes.as_csv(rows), end="")
+    else:
+        out.print(report_shapes.table(rows, days))
+
+
+def _report_days(since: str) -> int:
+    """``--since`` as whole days (1 to 400): ``30d``, ``2w``, ``720h``."""
+    try:
+        seconds = parse_duration(since)
+    except (TypeError, ValueError):
+        err.print(f"[bold red]error:[/] --since is a duration like 30d, not {_shown(since, 40)!r}")
+        raise typer.Exit(2) from None
+    days = round(seconds / 86_400)
+    if not 1 <= days <= DAYS_KEPT:
+        err.print(f"[bold red]error:[/] --since is from 1 to {DAYS_KEPT} days")
+        raise typer.Exit(2)
+    return days
+
+
+async def _read_report(cfg: TocsinConfig, days: int) -> list[ReportRow]:
+    store = make_store(cfg.store, readonly=True)
+    try:
+        await store.open()
+        return await history_report(store, cfg, days=days)
     finally:
         await store.close()
 
@@ -539,7 +628,9 @@ def config_validate(
     out.print(f"[green]✓[/] {_shown(file, DETAIL_MAX)} is valid.")
     out.print(f"  providers: {_shown(', '.join(cfg.provider_ids), 4000)}")
     out.print(f"  sources: {len(plan.sources)} ({len(plan.skipped)} probes off: no key)")
-    out.print(f"  store: {'redis' if cfg.store.url else 'embedded'}")
+    path = embedded_path(cfg.store)
+    shown = "redis" if cfg.store.url else (f"embedded ({path})" if path else "embedded (memory)")
+    out.print(f"  store: {_shown(shown, DETAIL_MAX)}")
     cost = inference_cost(cfg)
     if cost.probes:
         out.print(f"  cost: {cost} (a few more calls while a change is being confirmed)")

@@ -26,10 +26,9 @@ costs what it held, never paging itself.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -37,20 +36,19 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from bot import metrics
-from bot.lease import Lease, hold, sleep_unless, unique_holder
+from bot.lease import Lease, unique_holder
+from bot.leased_reader import LeasedReader, LeaseSettings
 from bot.logs import get_logger, scrub_detail
 from bot.models import EscalationAction, Event, EventEscalation, Status, utcnow
-from bot.store import Store, StoreUnavailable, StreamEntry
+from bot.store import Store
 from bot.store.decode import drop, read_object
 from config.schema import EscalationBase, EscalationPolicy, TocsinConfig
 
 log = get_logger("tocsin.escalation")
 
-GROUP = "escalator"
-#: One decider at a time (by lease), so one consumer name: a successor finds what its
-#: predecessor read and never acknowledged under the same name.
-CONSUMER = "escalator"
-LEASE = "escalator"
+#: Its consumer group, its one consumer name (one decider at a time, by lease: a successor
+#: finds what its predecessor read and never acknowledged under the same name), its lease.
+GROUP = LEASE = "escalator"
 STATE = "escalations"
 #: A stored escalation dated outside [now - OLDEST, now + AHEAD] is not one tocsin wrote (and
 #: the year 9999 would overflow the clock's arithmetic).
@@ -235,20 +233,14 @@ def escalation_event(policy: EscalationBase, action: Action, at: datetime) -> Ev
 
 
 @dataclass(frozen=True, slots=True)
-class EscalatorSettings:
-    instance: str
-    lease: float = 15.0
-    #: Who holds the lease: unique per process (``<instance>#<boot token>``); ``None``: a
-    #: fresh token of this escalator's own.
-    holder: str | None = None
-    #: How often the clock is looked at (pages are due to the second, not to the tick).
-    tick: float = 1.0
-    batch: int = 100
-    store_retry: float = 1.0
+class EscalatorSettings(LeaseSettings):
+    """The escalator's (pages are due to the second, not to the tick)."""
 
 
-class Escalator:
+class Escalator(LeasedReader):
     """Runs the policies: one replica at a time, resumable, never paging twice."""
+
+    name = "escalator"
 
     def __init__(
         self,
@@ -258,89 +250,13 @@ class Escalator:
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        holder = settings.holder or unique_holder(settings.instance)
+        lease = Lease(store, LEASE, holder, settings.lease, gauge=metrics.ESCALATOR_LEADER)
+        super().__init__(store, lease, settings.reading(GROUP))
         self.policies: dict[str, EscalationPolicy] = {p.policy_id: p for p in config.escalation}
-        self.store = store
         self.settings = settings
         self.clock = clock
         self.pending: dict[str, Pending] = {}
-        holder = settings.holder or unique_holder(settings.instance)
-        self.lease = Lease(store, LEASE, holder, settings.lease, gauge=metrics.ESCALATOR_LEADER)
-
-    @property
-    def leader(self) -> bool:
-        """Whether this process decides pages now (``tocsin_escalator_leader`` says the same:
-        both come from the lease)."""
-        return self.lease.held
-
-    # ----------------------------------------------------------------- the service
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Decide while holding the lease, until ``stop`` (:func:`bot.lease.hold`)."""
-        await hold(self.lease, stop, self)
-
-    async def take_over(self) -> None:
-        """State is reloaded on every takeover: a predecessor may have decided meanwhile."""
-        log.info("escalator lease taken", holder=self.lease.holder)
-        await self.start()
-
-    def step_down(self) -> None:
-        log.info("escalator lease lost", holder=self.lease.holder)
-
-    async def between_rounds(self, stop: asyncio.Event) -> None:
-        """Decide until the lease is due for renewal (a follower only waits); a failure
-        starts over after ``store_retry``, state reloaded on the next takeover."""
-        if not self.leader:
-            await sleep_unless(stop, self.lease.renew_every)
-            return
-        try:
-            await self._decide(stop)
-        except Exception as exc:
-            await sleep_unless(stop, self._start_over(exc))
-
-    def after_round(self, error: Exception | None) -> float | None:
-        return None if error is None else self._start_over(error)
-
-    async def stop_work(self) -> None:
-        """Nothing runs beside the loop: :meth:`between_rounds` has returned."""
-
-    def _start_over(self, error: Exception) -> float:
-        """Let go of the lease (a bug must not end paging for good): say why; how long to
-        wait before trying again."""
-        self.lease.forget()
-        if isinstance(error, StoreUnavailable):
-            log.warning("store unreachable; escalations wait", error=str(error))
-        else:
-            log.exception("the escalator failed; starting over")
-        return self.settings.store_retry
-
-    async def _decide(self, stop: asyncio.Event) -> None:
-        """Read and fold events, and look at the clock, until the lease is due for renewal."""
-        loop = asyncio.get_running_loop()
-        renew_at = loop.time() + self.lease.renew_every
-        while not stop.is_set():
-            count = await self.step(block_ms=int(self.settings.tick * 1000))
-            if count < self.settings.batch:  # caught up: the clock may speak now
-                await self.tick()
-            if loop.time() >= renew_at:
-                return
-
-    async def start(self) -> None:
-        """Load pending escalations, and finish what a predecessor read and left unfinished."""
-        await self.store.ensure_group(GROUP)
-        await self.load()
-        await self.consume(await self.store.pending_own(GROUP, CONSUMER, 10_000))
-
-    async def step(self, block_ms: int = 0) -> int:
-        """Read and fold one batch of new events; returns how many there were."""
-        entries = await self.store.read_group(GROUP, CONSUMER, self.settings.batch, block_ms)
-        await self.consume(entries)
-        return len(entries)
-
-    async def consume(self, entries: Sequence[StreamEntry]) -> None:
-        for entry in entries:
-            if entry.event is not None:
-                await self.fold(entry.event)
-            await self.store.ack(GROUP, entry.id)
 
     # ----------------------------------------------------------------- decisions
 

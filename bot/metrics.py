@@ -72,6 +72,11 @@ ESCALATOR_LEADER = Gauge(
     "1 when this replica holds the escalator lease (decides pages)",
     registry=REGISTRY,
 )
+HISTORY_LEADER = Gauge(
+    "tocsin_history_leader",
+    "1 when this replica holds the history lease (records days and episodes)",
+    registry=REGISTRY,
+)
 PENDING_ESCALATIONS = Gauge(
     "tocsin_pending_escalations",
     "Escalations waiting for their delay or paged and not yet resolved",

@@ -1,8 +1,11 @@
-"""The HTTP side: health, readiness, metrics, a JSON status API and the local dashboard.
+"""The HTTP side: health, readiness, metrics, a JSON status API, the status pages and the live
+dashboard.
 
 One aiohttp listener (``server.host``/``server.port``); Slack's HTTP mode mounts its route on
-the same app. Everything here answers from the store, never from a live check. With
-``hooks.secret`` set it also takes status page pushes (:mod:`bot.hooks`).
+the same app. The status pages (``/``, ``/providers/{id}``), the read API (``/api/v1/...``) and
+the badges (``/badge/...``) are :mod:`bot.history_api`; the live dashboard is at ``/live``.
+Everything here answers from the store, never from a live check. With ``hooks.secret`` set it
+also takes status page pushes (:mod:`bot.hooks`).
 
 What is read back from the store came from outside (status pages) and is hostile: the JSON API
 keeps only http(s) incident links, the dashboard puts every value in the page as text (its
@@ -17,17 +20,19 @@ from __future__ import annotations
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot.history_api import HistoryRoutes
 from bot.hooks import StatuspageHooks
 from bot.listener import BoundedSite, Limits, server_options
 from bot.logs import get_logger
 from bot.metrics import REGISTRY
-from bot.models import Event
+from bot.models import Event, utcnow
 from bot.outside import clip, one_line, safe_url
 from bot.queries import ProviderRow, provider_rows
 from bot.route_api import RouteApi
@@ -72,10 +77,14 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-#: The dashboard's page, and the files it loads from ``/static/`` (package data under
-#: ``bot/web/``) with the type each is served as.
+#: The live dashboard's page (at ``/live``), and the files the pages load from ``/static/``
+#: (package data under ``bot/web/``) with the type each is served as.
 DASHBOARD = "dashboard.html"
-ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+ASSETS = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "pages.css": "text/css",
+}
 
 
 def build_app(
@@ -83,8 +92,11 @@ def build_app(
     store: Store,
     health: Health,
     extra: Sequence[tuple[str, str, Handler]] = (),
+    *,
+    now: Callable[[], datetime] = utcnow,
 ) -> web.Application:
-    """The app; ``extra`` routes come from the edges (Slack's HTTP mode)."""
+    """The app; ``extra`` routes come from the edges (Slack's HTTP mode). ``now`` is the
+    pages' and the read API's clock (a test renders a scripted history's "today")."""
     app = web.Application(middlewares=[_answer_errors])
     app.on_response_prepare.append(_secure_headers)
     for method, path, handler in extra:
@@ -95,7 +107,8 @@ def build_app(
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_get("/api/status.json", routes.status_json)
     app.router.add_get("/api/events.json", routes.events_json)
-    app.router.add_get("/", _web_file(DASHBOARD, "text/html"))
+    app.router.add_routes(HistoryRoutes(config, store, now).routes())
+    app.router.add_get("/live", _web_file(DASHBOARD, "text/html"))
     for name, content_type in ASSETS.items():
         app.router.add_get(f"/static/{name}", _web_file(name, content_type))
     if config.hooks.enabled:  # never an unauthenticated inbound endpoint

@@ -21,12 +21,14 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from bot import metrics
+from bot.history.recorder import LatencySampler
 from bot.lease import Lease, hold, sleep_unless, unique_holder
 from bot.logs import get_logger, scrub_detail
 from bot.maintenance_ahead import MaintenanceAhead
@@ -151,10 +153,13 @@ class Watcher:
         client: httpx.AsyncClient | None = None,
         *,
         maintenance: MaintenanceAhead | None = None,
+        latency: LatencySampler | None = None,
     ) -> None:
         self.sources = list(sources)
         #: Announces planned maintenance after each page read (None: off).
         self.maintenance = maintenance
+        #: Samples the probes' latencies for history (None: off).
+        self.latency = latency
         self.tracker = tracker
         self.store = store
         self.settings = settings
@@ -313,6 +318,11 @@ class Watcher:
         """One round of one source through the tracker into the store."""
         observations = await check_source(source, self.client)
         updates = await self.record(observations)
+        if self.latency is not None:  # the sparkline's points (issue 16)
+            for observation in observations:
+                self.latency.observe(observation)
+            with suppress(StoreUnavailable):  # kept for the next round
+                await self.latency.flush()
         if self.maintenance is not None and isinstance(source, PageSource):
             try:
                 await self.maintenance.after_read(source)

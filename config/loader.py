@@ -190,6 +190,7 @@ class EnvSettings(BaseSettings):
     log_format: str | None = Field(None, alias="TOCSIN_LOG_FORMAT")
     instance: str | None = Field(None, alias="TOCSIN_INSTANCE")
     store_prefix: str | None = Field(None, alias="TOCSIN_STORE_PREFIX")
+    data_dir: str | None = Field(None, alias="TOCSIN_DATA_DIR")
     watch_interval: str | None = Field(None, alias="TOCSIN_WATCH_INTERVAL")
 
 
@@ -237,6 +238,7 @@ _PLACES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "TOCSIN_LOG_FORMAT": (("log", "format"), str.lower),
     "TOCSIN_INSTANCE": (("instance",), str),
     "TOCSIN_STORE_PREFIX": (("store", "prefix"), str),
+    "TOCSIN_DATA_DIR": (("store", "data_dir"), str),
     "TOCSIN_WATCH_INTERVAL": (("watch", "interval"), str),
 }
 _POLICY_SECRETS = {

@@ -84,6 +84,11 @@ class StoreTLS(Model):
         return self
 
 
+#: ``store.data_dir``'s default, and the value that keeps the embedded store in memory.
+DEFAULT_DATA_DIR = "./tocsin-data"
+IN_MEMORY = "memory"
+
+
 class StoreConfig(Model):
     """Where state and events live: Redis at ``url``, else the embedded in-process store."""
 
@@ -101,6 +106,15 @@ class StoreConfig(Model):
     #: takes them over (XAUTOCLAIM): a dead notifier's notices wait about this long. A live
     #: notifier re-marks its own every third of it, so keep it well above its pauses.
     claim_idle: Duration = Field(30.0, ge=1.0)
+    #: (issue 16) Without ``url``: the directory of the embedded store's SQLite file
+    #: (``tocsin.sqlite3``), relative to the working directory; ``memory`` keeps everything
+    #: in this process's memory instead (forgotten on exit, as before).
+    data_dir: str = Field(DEFAULT_DATA_DIR, min_length=1, max_length=4096)
+
+    @property
+    def persist(self) -> bool:
+        """Whether the embedded store keeps a file (no ``url`` and ``data_dir`` not memory)."""
+        return not self.url and self.data_dir != IN_MEMORY
 
     @field_validator("url")
     @classmethod

@@ -1,5 +1,6 @@
-"""The dashboard in a real browser: the system's Chromium, headless, driven by Playwright,
-loading a real tocsin server whose store holds what a hostile status page would put there.
+"""The live dashboard (``/live``) in a real browser: the system's Chromium, headless, driven by
+Playwright, loading a real tocsin server whose store holds what a hostile status page would put
+there.
 
 What must hold: outside text is shown as text (never markup, never an attribute), an incident
 link is a link only when it is an http(s) URL, no script but the dashboard's own ever runs
@@ -40,6 +41,13 @@ FLAGS = [
 ]
 
 
+#: The one line a run without a browser prints for each skipped test.
+SKIP_WHY = (
+    "no Chromium: `make browser` installs it (apt-get install chromium), "
+    "or set CHROMIUM=/path/to/chromium"
+)
+
+
 def _chromium() -> str:
     """The system's Chromium (Playwright downloads no browser here): ``$CHROMIUM``, else the
     one on the PATH (``make browser`` installs it)."""
@@ -47,7 +55,7 @@ def _chromium() -> str:
         os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     )
     if not found:
-        pytest.fail("no Chromium: run `make browser` (apt-get install chromium) or set CHROMIUM")
+        pytest.skip(SKIP_WHY)
     return found
 
 
@@ -140,7 +148,7 @@ async def dashboard(browser: Browser) -> AsyncIterator[Dashboard]:
     runner = await start_server(build_app(config, store, Health(store=store)), "127.0.0.1", port)
     context = await browser.new_context()
     page = await context.new_page()
-    board = Dashboard(page, f"http://127.0.0.1:{port}/")
+    board = Dashboard(page, f"http://127.0.0.1:{port}/live")  # the overview is now at /
 
     async def dialog(opened: Dialog) -> None:
         board.dialogs.append(opened.message)

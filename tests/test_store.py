@@ -1,28 +1,33 @@
-"""One contract, two stores: the embedded store must behave like Redis (a real redis-server
-the suite started itself)."""
+"""One contract, three stores: the embedded ones (memory, SQLite) must behave like Redis (a
+real redis-server the suite started itself)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.queries import uptime
-from bot.store import MemoryStore, RedisStore, Store, StoreUnavailable
+from bot.store import MemoryStore, RedisStore, SqliteStore, Store, StoreUnavailable
 from bot.store.base import POLL_REQUESTS_KEPT
 from tests.redis_server import RedisServer
 
 GROUP = "notifiers"
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Store]:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def store(
+    request: pytest.FixtureRequest, key_prefix: str, tmp_path: Path
+) -> AsyncIterator[Store]:
     if request.param == "memory":
         made: Store = MemoryStore(stream_maxlen=100)
+    elif request.param == "sqlite":
+        made = SqliteStore(tmp_path / "data", stream_maxlen=100)
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
         made = RedisStore(server.url, prefix=key_prefix, stream_maxlen=100)

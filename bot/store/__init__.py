@@ -1,25 +1,38 @@
-"""Storage behind one protocol: Redis when ``store.url`` is set, else the embedded store."""
+"""Storage behind one protocol: Redis when ``store.url`` is set, else the embedded store (a
+SQLite file in ``store.data_dir``, or this process's memory with ``data_dir: memory``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from bot.store.base import Store, StoreUnavailable, StreamEntry
 from bot.store.keys import NOTIFIERS_GROUP
 from bot.store.memory import MemoryStore
 from bot.store.redis import RedisStore
+from bot.store.sqlite import SqliteStore, StoreRefused, store_path
 from config.schema import StoreConfig
 
 __all__ = [
     "NOTIFIERS_GROUP",
     "MemoryStore",
     "RedisStore",
+    "SqliteStore",
     "Store",
+    "StoreRefused",
     "StoreUnavailable",
     "StreamEntry",
+    "embedded_path",
     "make_store",
 ]
 
 
-def make_store(config: StoreConfig) -> Store:
+def embedded_path(config: StoreConfig) -> Path | None:
+    """The embedded store's file, or ``None`` (Redis, or the embedded store in memory)."""
+    return store_path(config.data_dir) if config.persist else None
+
+
+def make_store(config: StoreConfig, *, readonly: bool = False) -> Store:
+    """``readonly``: a SQLite file is read, never written nor locked (``tocsin status``)."""
     if config.url:
         sentinel_password = config.sentinel_password
         return RedisStore(
@@ -29,4 +42,6 @@ def make_store(config: StoreConfig) -> Store:
             tls=config.tls,
             sentinel_password=sentinel_password.get_secret_value() if sentinel_password else None,
         )
+    if config.persist:
+        return SqliteStore(config.data_dir, stream_maxlen=config.stream_maxlen, readonly=readonly)
     return MemoryStore(stream_maxlen=config.stream_maxlen)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
+from bot.history.model import Cursor, DayDelta, DayRecord, EpisodeRecord, LatencySample
 from bot.models import ComponentState, Event, StateUpdate, Status
 from bot.outside import Unreadable
 from bot.store.decode import decode_event
@@ -159,7 +160,11 @@ class Store(Protocol):
     async def recent_events(self, count: int = 50) -> list[Event]: ...
 
     # the notifiers' consumer group ----------------------------------------------
-    async def ensure_group(self, group: str) -> None: ...
+    async def ensure_group(self, group: str, *, from_start: bool = False) -> None:
+        """Create the consumer group if it is not there: reading from new entries on, or
+        (``from_start``) from the oldest the stream still holds (history wants those)."""
+        ...
+
     async def read_group(
         self, group: str, consumer: str, count: int, block_ms: int
     ) -> list[StreamEntry]: ...
@@ -256,6 +261,40 @@ class Store(Protocol):
 
     async def signal_sums(self, buckets: Sequence[int]) -> dict[tuple[str, str], SignalTally]:
         """Every (provider, model) counted in these buckets, with its sums over them."""
+        ...
+
+    # history that lasts (issue 16, bot/history) ------------------------------------------
+    async def write_history(
+        self,
+        provider: str,
+        days: Mapping[date, DayDelta],
+        cursor: Cursor,
+        episode: EpisodeRecord | None,
+    ) -> None:
+        """Add one fold's seconds to the provider's days, move its cursor and write its
+        episode, all at once (kept :data:`bot.history.model.DAYS_KEPT` days)."""
+        ...
+
+    async def history_cursors(self) -> dict[str, Cursor]:
+        """Every provider's cursor (readable ones)."""
+        ...
+
+    async def day_records(self, provider: str, first: date, last: date) -> list[DayRecord]:
+        """The provider's stored days in ``[first, last]``, oldest first (days without a
+        record are not listed)."""
+        ...
+
+    async def episodes(self, provider: str, since: datetime) -> list[EpisodeRecord]:
+        """The provider's episodes that started in the month before ``since`` or later,
+        oldest first (the caller filters by end)."""
+        ...
+
+    async def add_latency(self, samples: Sequence[LatencySample]) -> None:
+        """Keep latency samples (:data:`bot.history.model.LATENCY_KEPT`)."""
+        ...
+
+    async def latency(self, provider: str, since: datetime) -> list[LatencySample]:
+        """The provider's latency samples since ``since``, oldest first."""
         ...
 
 

@@ -59,6 +59,24 @@ class Keys:
         ``acks`` (``{episode}``), ``subscriptions`` (``{target}|{provider}``)."""
         return f"{self.prefix}table:{name}"
 
+    def days(self, provider: str, month: str) -> str:
+        """(issue 16) Hash of one provider's days in one month (``YYYY-MM``): ``{DD}|{status}``
+        → seconds, ``{DD}|seen:{status}`` → 1; expires :data:`DAYS_KEPT` days after it."""
+        return f"{self.prefix}days:{provider}:{month}"
+
+    def episodes(self, provider: str, month: str) -> str:
+        """(issue 16) Hash of one provider's episodes by the month they started: id → JSON."""
+        return f"{self.prefix}episodes:{provider}:{month}"
+
+    @property
+    def cursors(self) -> str:
+        """(issue 16) Hash: provider → JSON of its history cursor."""
+        return f"{self.prefix}history:cursors"
+
+    def latency(self, provider: str) -> str:
+        """(issue 16) Sorted set of latency samples ``{at}|{component}|{ms}`` by time."""
+        return f"{self.prefix}latency:{provider}"
+
     @property
     def polls(self) -> str:
         """List (capped) of provider ids whose status page the leader should read now: a

@@ -11,11 +11,21 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from bot.history.model import (
+    DAYS_KEPT,
+    LATENCY_KEPT,
+    LATENCY_SAMPLES_MAX,
+    Cursor,
+    DayDelta,
+    DayRecord,
+    EpisodeRecord,
+    LatencySample,
+)
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
 from bot.store.base import (
     DEAD_LETTERS_KEPT,
@@ -63,6 +73,11 @@ class MemoryStore:
         #: (provider, model, bucket) → (counts, expires at, monotonic).
         self._signals: dict[tuple[str, str, int], tuple[SignalTally, float]] = {}
         self._changed = asyncio.Condition()
+        #: (issue 16) history that lasts: days, episodes, cursors, latency by provider.
+        self._days: dict[str, dict[date, DayRecord]] = {}
+        self._episodes: dict[str, dict[str, EpisodeRecord]] = {}
+        self._cursors: dict[str, Cursor] = {}
+        self._latency: dict[str, list[LatencySample]] = {}
 
     async def open(self) -> None:
         return None
@@ -117,8 +132,9 @@ class MemoryStore:
 
     # consumer groups ---------------------------------------------------------------
 
-    async def ensure_group(self, group: str) -> None:
-        self._groups.setdefault(group, _Group(last=self._seq))
+    async def ensure_group(self, group: str, *, from_start: bool = False) -> None:
+        oldest = self._stream[0][0] - 1 if self._stream else self._seq
+        self._groups.setdefault(group, _Group(last=oldest if from_start else self._seq))
 
     async def read_group(
         self, group: str, consumer: str, count: int, block_ms: int
@@ -229,6 +245,59 @@ class MemoryStore:
 
     async def delete_value(self, name: str) -> None:
         self._values.pop(name, None)
+
+    # history that lasts --------------------------------------------------------------
+
+    async def write_history(
+        self,
+        provider: str,
+        days: Mapping[date, DayDelta],
+        cursor: Cursor,
+        episode: EpisodeRecord | None,
+    ) -> None:
+        kept = self._days.setdefault(provider, {})
+        for day, delta in days.items():
+            record = kept.setdefault(day, DayRecord(day))
+            for status, seconds in delta.seconds.items():
+                record.seconds[status] = record.seconds.get(status, 0.0) + seconds
+            record.seen |= delta.seen
+        horizon = utcnow().date() - timedelta(days=DAYS_KEPT)
+        for day in [d for d in kept if d < horizon]:
+            del kept[day]
+        self._cursors[provider] = cursor.model_copy()
+        if episode is not None:
+            self._episodes.setdefault(provider, {})[episode.id] = episode.model_copy(deep=True)
+
+    async def history_cursors(self) -> dict[str, Cursor]:
+        return {k: v.model_copy() for k, v in self._cursors.items()}
+
+    async def day_records(self, provider: str, first: date, last: date) -> list[DayRecord]:
+        kept = self._days.get(provider, {})
+        return [
+            DayRecord(d, dict(r.seconds), set(r.seen))
+            for d, r in sorted(kept.items())
+            if first <= d <= last
+        ]
+
+    async def episodes(self, provider: str, since: datetime) -> list[EpisodeRecord]:
+        start = (since - timedelta(days=31)).date().replace(day=1)
+        found = [
+            e.model_copy(deep=True)
+            for e in self._episodes.get(provider, {}).values()
+            if e.started.date() >= start
+        ]
+        return sorted(found, key=lambda e: e.started)
+
+    async def add_latency(self, samples: Sequence[LatencySample]) -> None:
+        for sample in samples:
+            self._latency.setdefault(sample.provider, []).append(sample)
+        for provider in {s.provider for s in samples}:
+            kept = sorted(self._latency[provider], key=lambda s: s.at)
+            horizon = kept[-1].at - LATENCY_KEPT  # by the newest sample, not the clock
+            self._latency[provider] = [s for s in kept if s.at >= horizon][-LATENCY_SAMPLES_MAX:]
+
+    async def latency(self, provider: str, since: datetime) -> list[LatencySample]:
+        return [s for s in self._latency.get(provider, []) if s.at >= since]
 
     async def claim_value(self, name: str, value: str, ttl: float) -> bool:
         if await self.get_value(name) is not None:

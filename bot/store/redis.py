@@ -12,19 +12,37 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
+from bot.history.model import (
+    EPISODES_READ,
+    LATENCY_KEPT,
+    LATENCY_SAMPLES_MAX,
+    Cursor,
+    DayDelta,
+    DayRecord,
+    EpisodeRecord,
+    LatencySample,
+    day_field,
+    month_expiry,
+    month_of,
+    months,
+    read_day_fields,
+    seen_field,
+)
 from bot.logs import get_logger
 from bot.models import ComponentState, Event, StateUpdate, Status, utcnow
+from bot.outside import one_line
 from bot.store.base import (
     DEAD_LETTERS_KEPT,
     HISTORY_DAYS,
@@ -98,6 +116,35 @@ def other_type_ignored(what: str, key: str) -> Iterator[None]:
         if "WRONGTYPE" not in str(exc):
             raise
         drop(what, key, "WRONGTYPE", "the key holds another kind of Redis value")
+
+
+Parsed = TypeVar("Parsed", bound=BaseModel)
+
+
+def _model(kind: type[Parsed], what: str, name: str, raw: object) -> Parsed | None:
+    """A stored JSON value as ``kind``, or ``None`` (dropped, said once)."""
+    text = _maybe_text(raw)
+    if text is None or len(text) > RECORD_VALUE_MAX:
+        drop(what, name, str(raw)[:200], "not text, or too big")
+        return None
+    try:
+        return kind.model_validate_json(text)
+    except (ValueError, RecursionError) as exc:
+        drop(what, name, text, one_line(f"{type(exc).__name__}: {exc}", 200))
+        return None
+
+
+def _latency_sample(provider: str, member: str) -> LatencySample | None:
+    """``{at}|{component}|{ms}`` as a sample; anything else is ignored."""
+    parts = member.split("|")
+    if len(parts) != 3 or len(parts[1]) > 200:
+        return None
+    try:
+        at, ms = float(parts[0]), float(parts[2])
+        when = datetime.fromtimestamp(at, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return LatencySample(provider, parts[1], when, ms) if 0 <= ms < 3_600_000 else None
 
 
 def _entries(raw: Any) -> list[StreamEntry]:
@@ -373,11 +420,12 @@ class RedisStore:
 
     # consumer groups -----------------------------------------------------------------
 
-    async def ensure_group(self, group: str) -> None:
+    async def ensure_group(self, group: str, *, from_start: bool = False) -> None:
         await self._heal()
         with self._guard():
             try:
-                await self.redis.xgroup_create(self.keys.events, group, id="$", mkstream=True)
+                start = "0" if from_start else "$"
+                await self.redis.xgroup_create(self.keys.events, group, id=start, mkstream=True)
             except redis_errors.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -525,6 +573,125 @@ class RedisStore:
     async def delete_value(self, name: str) -> None:
         with unavailable_as_error():
             await self.redis.delete(self.keys.kv(name))
+
+    # history that lasts (issue 16) --------------------------------------------------------
+
+    async def write_history(
+        self,
+        provider: str,
+        days: Mapping[date, DayDelta],
+        cursor: Cursor,
+        episode: EpisodeRecord | None,
+    ) -> None:
+        touched: dict[str, datetime] = {}
+        for day in days:
+            touched[self.keys.days(provider, month_of(day))] = month_expiry(month_of(day))
+        if episode is not None:
+            month = month_of(episode.started.date())
+            touched[self.keys.episodes(provider, month)] = month_expiry(month)
+        await self._heal((self.keys.cursors, "hash"), *((key, "hash") for key in touched))
+        with self._guard():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for day, delta in days.items():
+                    key = self.keys.days(provider, month_of(day))
+                    for status, seconds in delta.seconds.items():
+                        pipe.hincrbyfloat(key, day_field(day, status), round(seconds, 3))
+                    for status in delta.seen:
+                        pipe.hset(key, seen_field(day, status), "1")
+                if episode is not None:
+                    key = self.keys.episodes(provider, month_of(episode.started.date()))
+                    pipe.hset(key, episode.id, episode.model_dump_json())
+                for key, expiry in touched.items():
+                    pipe.expireat(key, expiry)
+                pipe.hset(self.keys.cursors, provider, cursor.model_dump_json())
+                await pipe.execute()
+
+    async def history_cursors(self) -> dict[str, Cursor]:
+        key = self.keys.cursors
+        found: dict[str, Cursor] = {}
+        with unavailable_as_error(), other_type_ignored("history cursors", key):
+            raw = await self.redis.hgetall(key)
+            for name, value in list(raw.items())[:RECORDS_READ]:
+                cursor = _model(Cursor, "history cursor", f"{key}/{_text(name)}", value)
+                if cursor is not None:
+                    found[_text(name)] = cursor
+        return found
+
+    async def day_records(self, provider: str, first: date, last: date) -> list[DayRecord]:
+        spanned = months(first, last)
+        found: list[DayRecord] = []
+        hashes = await self._hashes(self.keys.days, provider, spanned)
+        for month, raw in zip(spanned, hashes, strict=True):
+            fields = {_text(k): _text(v) for k, v in list(raw.items())[:2000]}
+            found += [r for r in read_day_fields(month, fields) if first <= r.day <= last]
+        return found
+
+    async def episodes(self, provider: str, since: datetime) -> list[EpisodeRecord]:
+        spanned = months((since - timedelta(days=31)).date(), utcnow().date())
+        found: list[EpisodeRecord] = []
+        hashes = await self._hashes(self.keys.episodes, provider, spanned)
+        for month, raw in zip(spanned, hashes, strict=True):
+            key = self.keys.episodes(provider, month)
+            for name, value in list(raw.items())[:EPISODES_READ]:
+                record = _model(EpisodeRecord, "episode", f"{key}/{_text(name)}", value)
+                if record is not None:
+                    found.append(record)
+        return sorted(found, key=lambda e: e.started)
+
+    async def _hashes(
+        self, key: Callable[[str, str], str], provider: str, spanned: Sequence[str]
+    ) -> list[dict[Any, Any]]:
+        """The month hashes of one provider, in one round trip; one of another Redis type
+        reads as empty (said once)."""
+        with unavailable_as_error():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for month in spanned:
+                    pipe.hgetall(key(provider, month))
+                answers = await pipe.execute(raise_on_error=False)
+        found: list[dict[Any, Any]] = []
+        for month, answer in zip(spanned, answers, strict=True):
+            if isinstance(answer, dict):
+                found.append(answer)
+                continue
+            if isinstance(answer, redis_errors.ResponseError) and "WRONGTYPE" in str(answer):
+                drop("history", key(provider, month), "WRONGTYPE", "another kind of Redis value")
+            elif isinstance(answer, Exception):
+                raise StoreUnavailable(f"redis: {answer}") from answer
+            found.append({})
+        return found
+
+    async def add_latency(self, samples: Sequence[LatencySample]) -> None:
+        if not samples:
+            return
+        providers = {s.provider for s in samples}
+        #: older than the batch's newest sample by more than LATENCY_KEPT (not by the clock)
+        horizon = (max(s.at for s in samples) - LATENCY_KEPT).timestamp()
+        await self._heal(*((self.keys.latency(p), "zset") for p in providers))
+        with self._guard():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sample in samples:
+                    stamp = sample.at.timestamp()
+                    member = f"{stamp:.3f}|{sample.component}|{sample.ms:.1f}"
+                    pipe.zadd(self.keys.latency(sample.provider), {member: stamp})
+                for provider in providers:
+                    key = self.keys.latency(provider)
+                    pipe.zremrangebyscore(key, "-inf", horizon)
+                    pipe.zremrangebyrank(key, 0, -LATENCY_SAMPLES_MAX - 1)
+                    pipe.expire(key, int(LATENCY_KEPT.total_seconds()) + 3600)
+                await pipe.execute()
+
+    async def latency(self, provider: str, since: datetime) -> list[LatencySample]:
+        key = self.keys.latency(provider)
+        found: list[LatencySample] = []
+        with unavailable_as_error(), other_type_ignored("latency", key):
+            raw = await self.redis.zrangebyscore(
+                key, since.timestamp(), "+inf", start=0, num=LATENCY_SAMPLES_MAX
+            )
+            for member in raw:
+                sample = _latency_sample(provider, _text(member))
+                if sample is not None:
+                    found.append(sample)
+        return found
 
     async def claim_value(self, name: str, value: str, ttl: float) -> bool:
         with unavailable_as_error():

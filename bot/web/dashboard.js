@@ -1,4 +1,5 @@
-// tocsin's dashboard: polls the JSON API and draws two tables.
+// tocsin's live dashboard (/live): polls the JSON API and draws two tables; on the overview
+// (/) it keeps the recent notices fresh.
 //
 // Every value the API returns came from outside (status pages, probes, whatever is in Redis)
 // and is hostile: it goes into the page only as text (textContent, text nodes), never as
@@ -116,11 +117,14 @@ async function fetchJson(path) {
 async function refresh() {
   const updated = document.getElementById("updated");
   try {
+    // The live view (/live) draws both tables; the overview (/) is rendered by the server
+    // and has only the notices' table for this script to keep fresh.
+    const providers = document.querySelector("#providers tbody");
     const [status, events] = await Promise.all([
-      fetchJson("api/status.json"),
+      providers ? fetchJson("api/status.json") : null,
       fetchJson("api/events.json?count=30"),
     ]);
-    document.querySelector("#providers tbody").replaceChildren(...status.providers.map(providerRow));
+    if (providers) providers.replaceChildren(...status.providers.map(providerRow));
     document.querySelector("#events tbody").replaceChildren(...events.events.map(eventRow));
     updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
