@@ -221,7 +221,7 @@ async def test_a_restart_after_sigkill_under_the_same_name_takes_the_stable_name
         assert await client.get(f"{key_prefix}presence:{HOST}") is not None  # not released
 
         await again.start_healthy()
-        await until(lambda: "took over the instance name" in again.log())
+        await until(lambda: "took over the instance name" in again.log(), timeout=45)
         assert (await _health(again))["instance"] == HOST
         await _watching(again)
         renewed = await client.get(f"{key_prefix}presence:{HOST}")
