@@ -1,27 +1,32 @@
 """Slack command latency under load, and the fan-out of one outage to many channels.
 
 1. ``/status``, ``/status <provider>`` and ``/fallback <provider>`` through Slack's HTTP mode:
-   correctly signed requests from 1, 10 and 50 concurrent clients to a real ``tocsin run
-   --role bot`` process (aiohttp server, slack-bolt app, Redis store holding the whole
-   catalog); p50/p99 per command.
+   correctly signed requests from 1, 10 and 50 concurrent clients (closed loop: each sends
+   its next when its last is answered) to a real ``tocsin run --role bot`` process (aiohttp
+   server, slack-bolt app, Redis store holding the whole catalog); p50/p95/p99 per command.
+   Then ``/status`` open loop: ``--rate`` requests/s at fixed times over ``--connections``
+   connections, each latency from its *scheduled* time, so a stalled server (or client)
+   shows as queueing instead of hiding it (coordinated omission). The client is aiohttp:
+   httpx under 50 concurrent requests from one process costs hundreds of ms at p99 itself.
+   Client and server share the machine (its cores are printed).
 2. One outage notice fanned out to N Slack channels through the real dispatcher and
    SlackNotifier (slack-sdk) against the local fake Slack: time until every channel has it.
 
-    python bench/commands.py --clients 1 10 50 --requests 3000 --channels 1000
+    python bench/commands.py --clients 1 10 50 --requests 3000 --rate 200 --seconds 15 \
+        --connections 50 --channels 1000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -63,9 +68,10 @@ async def seed(store: Store, provider_ids: list[str]) -> None:
     await store.apply(updates)
 
 
-async def command_load(
-    args: argparse.Namespace, redis_url: str
-) -> dict[int, dict[str, list[float]]]:
+Results = dict[str, dict[str, list[float]]]
+
+
+async def command_load(args: argparse.Namespace, redis_url: str) -> Results:
     """A real ``tocsin run --role bot`` process (HTTP mode, Redis store) under load from
     this one: the server and the load generator do not share a CPU-bound event loop."""
     ids = [entry["id"] for entry in load_catalog().entries]
@@ -102,57 +108,98 @@ async def command_load(
             server.wait(timeout=20)
 
 
-async def _load(args: argparse.Namespace, base: str) -> dict[int, dict[str, list[float]]]:
+async def _load(args: argparse.Namespace, base: str) -> Results:
     url = f"{base}/slack/events"
-    results: dict[int, dict[str, list[float]]] = {}
-    limits = httpx.Limits(
-        max_connections=max(args.clients), max_keepalive_connections=max(args.clients)
-    )
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+    results: Results = {}
+    most = max([*args.clients, args.connections])
+    connector = aiohttp.TCPConnector(limit=most)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         for _ in range(400):
             try:
-                await client.get(f"{base}/healthz")
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-        for command, text in COMMANDS:  # warm up
-            await _ask(client, url, command, text)
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status < 500:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        for _ in range(20):  # warm up
+            for command, text in COMMANDS:
+                await _ask(session, url, command, text)
         for clients in args.clients:
             latencies: dict[str, list[float]] = {f"{c} {t}".strip(): [] for c, t in COMMANDS}
             queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
             for i in range(args.requests):
                 queue.put_nowait(COMMANDS[i % len(COMMANDS)])
             started = time.perf_counter()
-            await asyncio.gather(*(_worker(client, url, queue, latencies) for _ in range(clients)))
+            await asyncio.gather(*(_worker(session, url, queue, latencies) for _ in range(clients)))
             elapsed = time.perf_counter() - started
             print(
                 f"{args.requests} commands, {clients} concurrent clients: {elapsed:.2f}s "
                 f"({args.requests / elapsed:.0f}/s)"
             )
-            results[clients] = latencies
+            results[f"{clients} clients"] = latencies
+        if args.rate:
+            name = f"{args.rate}/s open loop, {args.connections} conns"
+            results[name] = {"/status": await _open_loop(session, url, args)}
     return results
 
 
+async def _open_loop(
+    session: aiohttp.ClientSession, url: str, args: argparse.Namespace
+) -> list[float]:
+    """``/status`` at fixed times (``--rate`` per second for ``--seconds``), at most
+    ``--connections`` in flight; a request that waits for a connection waits on the clock."""
+    total = args.rate * args.seconds
+    gate = asyncio.Semaphore(args.connections)
+    latencies: list[float] = []
+    late: list[float] = []
+    start = time.perf_counter() + 0.1
+
+    async def one(scheduled: float) -> None:
+        async with gate:
+            late.append(time.perf_counter() - scheduled)
+            await _ask(session, url, "/status", "")
+        latencies.append(time.perf_counter() - scheduled)
+
+    tasks = []
+    for n in range(total):
+        scheduled = start + n / args.rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    print(
+        f"{total} /status at {args.rate}/s over {args.connections} connections: done in "
+        f"{elapsed:.2f}s ({total / elapsed:.0f}/s); sent late by p99 "
+        f"{pct(late, 0.99) * 1000:.1f}ms (client side)"
+    )
+    return latencies
+
+
 async def _worker(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     url: str,
     queue: asyncio.Queue[tuple[str, str]],
     latencies: dict[str, list[float]],
 ) -> None:
     while not queue.empty():
         command, text = queue.get_nowait()
-        latencies[f"{command} {text}".strip()].append(await _ask(client, url, command, text))
+        started = time.perf_counter()
+        await _ask(session, url, command, text)
+        latencies[f"{command} {text}".strip()].append(time.perf_counter() - started)
 
 
-async def _ask(client: httpx.AsyncClient, url: str, command: str, text: str) -> float:
+async def _ask(session: aiohttp.ClientSession, url: str, command: str, text: str) -> None:
     body = slash_command_body(command, text)
     headers = {**signed_request(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"}
-    started = time.perf_counter()
-    response = await client.post(url, content=body, headers=headers)
-    took = time.perf_counter() - started
-    if response.status_code != 200:
-        raise SystemExit(f"{command} {text}: HTTP {response.status_code} {response.text[:200]}")
-    return took
+    async with session.post(url, data=body, headers=headers) as response:
+        answer = await response.read()
+        if response.status != 200:
+            raise SystemExit(f"{command} {text}: HTTP {response.status} {answer[:200]!r}")
 
 
 async def fan_out(args: argparse.Namespace) -> tuple[float, int]:
@@ -200,8 +247,9 @@ async def fan_out(args: argparse.Namespace) -> tuple[float, int]:
     return elapsed, delivered
 
 
-def _row(name: str, values: list[float], p50: float) -> str:
-    return f"{name:28}{len(values):>7}{p50 * 1000:>8.1f}ms{pct(values, 0.99) * 1000:>8.1f}ms"
+def _row(name: str, values: list[float]) -> str:
+    shown = "".join(f"{pct(values, q) * 1000:>8.1f}ms" for q in (0.5, 0.95, 0.99))
+    return f"{name:36}{len(values):>7}{shown}"
 
 
 def main() -> None:
@@ -210,6 +258,9 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rate", type=int, default=200, help="open-loop /status per second")
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--channels", type=int, default=1000)
     args = parser.parse_args()
     configure("error")
@@ -220,12 +271,14 @@ def main() -> None:
         results = asyncio.run(command_load(args, redis.url))
     finally:
         redis.stop()
-    for clients, latencies in results.items():
-        print(f"\n{'HTTP mode, ' + str(clients) + ' clients':28}{'n':>7}{'p50':>10}{'p99':>10}")
+    for run, latencies in results.items():
+        print(f"\n{'HTTP mode, ' + run:36}{'n':>7}{'p50':>10}{'p95':>10}{'p99':>10}")
         for name, values in latencies.items():
-            print(_row(name, values, pct(values, 0.5)))
-        overall = [v for values in latencies.values() for v in values]
-        print(_row("all", overall, statistics.median(overall)))
+            print(_row(name, values))
+        if len(latencies) > 1:
+            print(_row("all", [v for values in latencies.values() for v in values]))
+    if not args.channels:
+        return
     elapsed, delivered = asyncio.run(fan_out(args))
     print(
         f"\nfan-out: one outage to {delivered} Slack channels in {elapsed:.2f}s "

@@ -15,9 +15,17 @@ its CPU is not tocsin's. After a warm-up, over ``--seconds``:
 * how evenly the checks are spread: the busiest second at the fake server;
 * for context, the CPU of redis-server (Redis row) and of the fake server.
 
-Rows: the embedded store and a real ``redis-server`` the script starts.
+Rows: the embedded store and a real ``redis-server`` the script starts; for each size
+(``--sizes``, sources in all) and mix (``--mixes``: ``pages``, ``probes``, ``half``), and with
+``--baseline REV`` the same run of that commit's tocsin beside this one (a ``git worktree`` of
+REV in /tmp, run by this venv's Python with ``PYTHONPATH`` pointing at it: the script checks
+that the baseline imports its ``bot`` from the worktree), then the two side by side with the
+ratio of CPU per check (CPU seconds / source checks). The probes share ``--keys`` API keys
+(each key is a secret the log scrubber learns at start-up, and learning them is quadratic:
+5,000 distinct keys would take hours to start).
 
     python bench/resources.py --pages 250 --probes 250 --interval 10 --seconds 120
+    python bench/resources.py --sizes 500 5000 --mixes pages probes half --baseline HEAD~1
 """
 
 from __future__ import annotations
@@ -150,6 +158,57 @@ class FakeServer:
 # ----------------------------------------------------------------------------- tocsin
 
 
+@dataclass(frozen=True)
+class Code:
+    """Which tocsin runs: this tree's (``root`` None) or a worktree of an earlier commit."""
+
+    label: str
+    root: Path | None = None
+
+    def command(self) -> list[str]:
+        if self.root is None:
+            return [str(TOCSIN)]
+        return [
+            sys.executable,
+            "-c",
+            "import sys; from bot.cli import app; sys.argv[0] = 'tocsin'; app()",
+        ]
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "TOCSIN_INSTANCE": "bench"}
+        if self.root is not None:
+            env["PYTHONPATH"] = str(self.root)
+        return env
+
+
+def baseline(rev: str) -> Code:
+    """A worktree of ``rev`` (made once, under /tmp), checked to be what the baseline imports."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tree = Path(tempfile.gettempdir()) / f"tocsin-baseline-{commit}"
+    if not tree.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), commit],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    code = Code(f"base {commit}", tree)
+    found = subprocess.run(
+        [sys.executable, "-c", "import bot; print(bot.__file__)"],
+        env=code.env(),
+        cwd=tempfile.gettempdir(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not found.startswith(str(tree)):
+        raise SystemExit(f"the baseline would import {found}, not {tree}")
+    print(f"baseline: {rev} = {commit} in {tree} (imports {found})")
+    return code
+
+
 def tocsin_config(args: argparse.Namespace, fake: str, port: int, redis_url: str | None) -> Any:
     interval = f"{args.interval:g}s"
     providers: list[dict[str, Any]] = []
@@ -173,7 +232,10 @@ def tocsin_config(args: argparse.Namespace, fake: str, port: int, redis_url: str
                 "probe": {
                     "url": f"{fake}/probes/{n}/v1/models",
                     "interval": interval,
-                    "auth": {"kind": "bearer", "key": f"bench-key-{n:04d}-0123456789"},
+                    "auth": {
+                        "kind": "bearer",
+                        "key": f"bench-key-{n % max(1, args.keys):04d}-0123456789",
+                    },
                 },
             }
         )
@@ -231,6 +293,9 @@ def get(url: str) -> httpx.Response:
 @dataclass
 class Row:
     store: str
+    code: str
+    pages: int
+    probes: int
     seconds: float
     cpu: float
     peak_rss_kib: int
@@ -243,72 +308,86 @@ class Row:
 
 
 def measure(
-    args: argparse.Namespace, fake: FakeServer, store: str, redis: RedisServer | None
+    args: argparse.Namespace,
+    fake: FakeServer,
+    store: str,
+    redis: RedisServer | None,
+    code: Code = Code("this"),
 ) -> Row:
-    port = free_port()
+    """One row: one ``tocsin run`` (a single leader), or with ``store == "shards"``
+    ``args.shards`` watcher replicas with ``watch.sharding: on`` on one redis-server, their
+    CPU, checks and memory summed (the peak RSS is the largest replica's)."""
+    sharded = store == "shards"
+    count = args.shards if sharded else 1
     redis_url = redis.url if redis else None
     scratch = Path(tempfile.mkdtemp(prefix="tocsin-resources-"))
-    config = scratch / "tocsin.yaml"
-    config.write_text(yaml.safe_dump(tocsin_config(args, fake.url, port, redis_url)))
-    log: IO[bytes] = (scratch / "tocsin.log").open("wb")
-    base = f"http://127.0.0.1:{port}"
+    ports = [free_port() for _ in range(count)]
+    processes: list[subprocess.Popen[bytes]] = []
+    logs: list[IO[bytes]] = []
+    for index, port in enumerate(ports):
+        document = tocsin_config(args, fake.url, port, redis_url)
+        command = [*code.command(), "run"]
+        if sharded:
+            document["watch"]["sharding"] = True
+            document["instance"] = f"shard-{index}"
+            command += ["--role", "watcher"]
+        config = scratch / f"tocsin-{index}.yaml"
+        config.write_text(yaml.safe_dump(document))
+        log = (scratch / f"tocsin-{index}.log").open("wb")
+        logs.append(log)
+        processes.append(
+            subprocess.Popen(
+                [*command, "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=scratch,
+                env=code.env(),
+            )
+        )
     launched = time.monotonic()
-    process = subprocess.Popen(
-        [str(TOCSIN), "run", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=scratch,
-        env={**os.environ, "TOCSIN_INSTANCE": "bench"},
-    )
+    label = f"{count} shards" if sharded else store
+    store = f"{label} {code.label} {args.pages}p+{args.probes}q"
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"tocsin exited ({process.returncode}); see {scratch}/tocsin.log")
-            try:
-                if get(f"{base}/healthz").json().get("leader"):
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"tocsin did not start watching in 60 s; see {scratch}")
-            time.sleep(0.2)
+        _wait_watching(args, processes, bases, scratch, count if sharded else 0)
         startup = time.monotonic() - launched
         print(f"  [{store}] watching after {startup:.1f}s; warming up {args.warmup:g}s", flush=True)
         time.sleep(args.warmup)
-        before = scrape(get(f"{base}/metrics").text)
-        cpu0 = cpu_seconds(process.pid)
+        before = _scrapes(bases)
+        cpu0 = sum(cpu_seconds(p.pid) for p in processes)
         redis0 = cpu_seconds(redis.process.pid) if redis and redis.process else None
         fake0 = cpu_seconds(fake.process.pid)
         t0 = time.monotonic()
         print(f"  [{store}] measuring {args.seconds:g}s", flush=True)
-        rss_max = 0
         while time.monotonic() - t0 < args.seconds:
             time.sleep(min(1.0, args.seconds - (time.monotonic() - t0)))
-            rss_max = max(rss_max, memory_kib(process.pid, "VmRSS"))
-            if process.poll() is not None:
-                raise SystemExit(f"tocsin exited during the run; see {scratch}/tocsin.log")
-        cpu1 = cpu_seconds(process.pid)
+            if any(p.poll() is not None for p in processes):
+                raise SystemExit(f"tocsin exited during the run; see {scratch}")
+        cpu1 = sum(cpu_seconds(p.pid) for p in processes)
         elapsed = time.monotonic() - t0
         redis1 = cpu_seconds(redis.process.pid) if redis and redis.process else None
         fake1 = cpu_seconds(fake.process.pid)
-        peak = memory_kib(process.pid, "VmHWM")
-        end_rss = memory_kib(process.pid, "VmRSS")
-        after = scrape(get(f"{base}/metrics").text)
+        peak = max(memory_kib(p.pid, "VmHWM") for p in processes)
+        end_rss = sum(memory_kib(p.pid, "VmRSS") for p in processes)
+        after = _scrapes(bases)
         t1 = time.monotonic()
         spread = get(f"{fake.url}/_stats?since={t0}&until={t1}").json()
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        log.close()
+        for log in logs:
+            log.close()
     warnings = [
         line
-        for line in (scratch / "tocsin.log").read_text(errors="replace").splitlines()
+        for path in scratch.glob("tocsin-*.log")
+        for line in path.read_text(errors="replace").splitlines()
         if "[warning" in line or "[error" in line
     ]
     if warnings:
@@ -316,6 +395,9 @@ def measure(
     shutil.rmtree(scratch, ignore_errors=True)
     return Row(
         store=store,
+        code=code.label,
+        pages=args.pages,
+        probes=args.probes,
         seconds=elapsed,
         cpu=cpu1 - cpu0,
         peak_rss_kib=peak,
@@ -328,27 +410,96 @@ def measure(
     )
 
 
+def _wait_watching(
+    args: argparse.Namespace,
+    processes: list[subprocess.Popen[bytes]],
+    bases: list[str],
+    scratch: Path,
+    members: int,
+) -> None:
+    """Until every replica watches (with shards: sees all the members and owns sources)."""
+    deadline = time.monotonic() + args.start_timeout
+    while True:
+        if any(p.poll() is not None for p in processes):
+            raise SystemExit(f"tocsin exited; see the logs in {scratch}")
+        ready = 0
+        for base in bases:
+            try:
+                health = get(f"{base}/healthz").json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            shards = health.get("shards") or {}
+            if health.get("leader") and (not members or shards.get("members") == members):
+                ready += 1
+        if ready == len(bases):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"tocsin did not start watching in time; see {scratch}")
+        time.sleep(0.2)
+
+
+def _scrapes(bases: list[str]) -> Scrape:
+    """Every replica's /metrics, summed."""
+    total = Scrape({}, {}, 0.0)
+    for base in bases:
+        one = scrape(get(f"{base}/metrics").text)
+        for mine, theirs in ((total.observations, one.observations), (total.checks, one.checks)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0.0) + value
+        total.latency_sum += one.latency_sum
+    return total
+
+
+def per_check(r: Row) -> float:
+    """CPU milliseconds per source check."""
+    total = sum(r.metrics.checks.values())
+    return 1000 * r.cpu / total if total else float("nan")
+
+
 def report(args: argparse.Namespace, rows: list[Row]) -> None:
-    expected = (args.pages + args.probes) / args.interval
     print()
     print(
-        f"{'store':10}{'window':>8}{'CPU s':>8}{'CPU %':>8}{'peak RSS':>11}{'end RSS':>10}"
-        f"{'checks':>8}{'checks/s':>10}{'mean check':>12}{'redis CPU %':>13}"
+        f"{'run':34}{'window':>8}{'CPU s':>8}{'CPU %':>8}{'CPU/check':>11}{'peak RSS':>11}"
+        f"{'end RSS':>10}{'checks':>8}{'checks/s':>10}{'expected':>10}{'mean check':>12}"
+        f"{'redis CPU %':>13}"
     )
     for r in rows:
         total = sum(r.metrics.checks.values())
         mean = r.metrics.latency_sum / total if total else 0.0
         redis = f"{100 * r.redis_cpu / r.seconds:.1f}" if r.redis_cpu is not None else "-"
         print(
-            f"{r.store:10}{r.seconds:>7.0f}s{r.cpu:>8.1f}{100 * r.cpu / r.seconds:>7.1f}%"
+            f"{r.store:34}{r.seconds:>7.0f}s{r.cpu:>8.1f}{100 * r.cpu / r.seconds:>7.1f}%"
+            f"{per_check(r):>8.2f} ms"
             f"{r.peak_rss_kib / 1024:>8.0f} MiB{r.end_rss_kib / 1024:>6.0f} MiB"
-            f"{total:>8.0f}{total / r.seconds:>10.1f}{mean * 1000:>9.1f} ms{redis:>13}"
+            f"{total:>8.0f}{total / r.seconds:>10.1f}{(r.pages + r.probes) / args.interval:>10.1f}"
+            f"{mean * 1000:>9.1f} ms{redis:>13}"
         )
+    bases = [r for r in rows if r.code != "this"]
+    if bases:
+        print()
+        print(
+            f"{'side by side':34}{'baseline CPU/check':>20}{'this CPU/check':>16}{'ratio':>8}"
+            f"{'baseline RSS':>14}{'this RSS':>10}"
+        )
+        for b in bases:
+            for r in rows:
+                if (
+                    r.code == "this"
+                    and r.store.split()[0] == b.store.split()[0]
+                    and (
+                        r.pages,
+                        r.probes,
+                    )
+                    == (b.pages, b.probes)
+                ):
+                    print(
+                        f"{r.store.split()[0] + f' {r.pages}p+{r.probes}q':34}"
+                        f"{per_check(b):>17.2f} ms{per_check(r):>13.2f} ms"
+                        f"{per_check(b) / per_check(r):>7.1f}x"
+                        f"{b.peak_rss_kib / 1024:>10.0f} MiB{r.peak_rss_kib / 1024:>6.0f} MiB"
+                    )
     print()
-    print(
-        f"checks: source checks (page reads + probe calls); expected {expected:g}/s "
-        f"({args.pages + args.probes} sources / {args.interval:g}s)"
-    )
+    print("checks: source checks (page reads + probe calls); expected: sources / interval")
     for r in rows:
         kinds = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.metrics.checks.items()))
         results = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.metrics.observations.items()))
@@ -367,11 +518,23 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=250, help="statuspage sources")
     parser.add_argument("--probes", type=int, default=250, help="probe sources")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds, every source")
-    parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
-    parser.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument(
-        "--stores", nargs="+", choices=["embedded", "redis"], default=["embedded", "redis"]
+        "--sizes", type=int, nargs="+", help="sources in all, split by --mixes (over --pages)"
     )
+    parser.add_argument("--mixes", nargs="+", choices=["pages", "probes", "half"], default=["half"])
+    parser.add_argument("--keys", type=int, default=10, help="distinct API keys the probes use")
+    parser.add_argument("--baseline", metavar="REV", help="also run this commit's tocsin")
+    parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds")
+    parser.add_argument(
+        "--stores",
+        nargs="+",
+        choices=["embedded", "redis", "shards"],
+        default=["embedded"],
+        help="shards: --shards watcher replicas with watch.sharding on one redis-server",
+    )
+    parser.add_argument("--shards", type=int, default=2, help="replicas for the shards row")
     parser.add_argument(
         "--etag", action="store_true", help="pages send ETags (tocsin then gets 304s)"
     )
@@ -381,30 +544,55 @@ def main() -> None:
         asyncio.run(serve(args.pages, args.probes, args.etag))
         return
     print(
-        f"resources: tocsin run watching {args.pages} status pages (statuspage, {PAGE_FIXTURE}"
-        f"{', with ETag' if args.etag else ', no ETag: a full body each time'}) + {args.probes} "
-        f"probes, every {args.interval:g}s; warm-up {args.warmup:g}s, window {args.seconds:g}s"
+        f"resources: tocsin run watching status pages (statuspage, {PAGE_FIXTURE}"
+        f"{', with ETag' if args.etag else ', no ETag: a full body each time'}) and probes "
+        f"({args.keys} keys), every {args.interval:g}s; warm-up {args.warmup:g}s, window "
+        f"{args.seconds:g}s"
     )
     print(f"machine: {machine()}")
     print(f"tocsin: {TOCSIN}; the fake status server runs in its own process")
-    fake = FakeServer(args)
+    codes = [Code("this")]
+    if args.baseline:
+        codes.insert(0, baseline(args.baseline))
+    shapes = [(args.pages, args.probes)]
+    if args.sizes:
+        shapes = [mix(m, n) for n in args.sizes for m in args.mixes]
     rows = []
-    try:
-        for store in args.stores:
-            if store == "redis":
-                redis = RedisServer(Path(tempfile.mkdtemp(prefix="tocsin-redis-")), persist=False)
-                redis.start()
-                print(f"  [redis] {redis.binary} on {redis.url} (no persistence)")
-                try:
-                    rows.append(measure(args, fake, store, redis))
-                finally:
-                    redis.stop()
-                    shutil.rmtree(redis.directory, ignore_errors=True)
-            else:
-                rows.append(measure(args, fake, store, None))
-    finally:
-        fake.stop()
+    for pages, probes in shapes:
+        args.pages, args.probes = pages, probes
+        fake = FakeServer(args)
+        try:
+            for store in args.stores:
+                for code in codes:
+                    if store == "shards" and code.label != "this":
+                        continue  # the baseline has no shards to run
+                    rows.append(measure_in(args, fake, store, code))
+        finally:
+            fake.stop()
     report(args, rows)
+
+
+def mix(kind: str, sources: int) -> tuple[int, int]:
+    """(pages, probes) of ``sources`` in all."""
+    if kind == "pages":
+        return sources, 0
+    if kind == "probes":
+        return 0, sources
+    return sources // 2, sources - sources // 2
+
+
+def measure_in(args: argparse.Namespace, fake: FakeServer, store: str, code: Code) -> Row:
+    """One row, with a fresh redis-server of its own for the redis store."""
+    if store not in ("redis", "shards"):
+        return measure(args, fake, store, None, code)
+    redis = RedisServer(Path(tempfile.mkdtemp(prefix="tocsin-redis-")), persist=False)
+    redis.start()
+    print(f"  [redis] {redis.binary} on {redis.url} (no persistence)")
+    try:
+        return measure(args, fake, store, redis, code)
+    finally:
+        redis.stop()
+        shutil.rmtree(redis.directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.models import EMOJI, ComponentState, Status, utcnow
 from bot.outside import one_line
@@ -26,6 +27,9 @@ from bot.queries import (
 )
 from bot.store import Store
 from config.schema import TocsinConfig
+
+if TYPE_CHECKING:
+    from bot.vantage import VantageView
 
 UPTIME_WINDOW = timedelta(hours=24)
 SNIPPET_MODELS = 3  # OpenRouter tries up to three models in order
@@ -78,6 +82,15 @@ class ProviderDetail:
     fallbacks: tuple[FallbackOption, ...]
     status_url: str | None
     at: datetime
+    #: (issue 17) Each vantage's latest view (with ``watch.quorum`` > 1; else none).
+    vantages: tuple[VantageView, ...] = ()
+
+    @property
+    def seen_from(self) -> str | None:
+        """``Seen from: eu-west ✅ · us-east ❌ timeout`` (plain text: each platform escapes)."""
+        if not self.vantages:
+            return None
+        return "Seen from: " + " · ".join(one_line(v.label, 120) for v in self.vantages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +223,11 @@ class Answers:
             lines.append(ComponentLine(state, uptime(changes, state.status, since, now)))
         shares = [line.uptime for line in lines if line.uptime is not None]
         options = fallback_options(self.config, states, provider_id, probed=self.probed)
+        vantages: tuple[VantageView, ...] = ()
+        if self.config.watch.quorum > 1:  # (issue 17) imported only when it is used
+            from bot.vantage import vantage_views
+
+            vantages = tuple(await vantage_views(self.store, provider_id, now=now))
         return ProviderDetail(
             row=row,
             components=tuple(lines),
@@ -217,6 +235,7 @@ class Answers:
             fallbacks=tuple(options),
             status_url=config.status_url,
             at=now,
+            vantages=vantages,
         )
 
     def _fallback(self, row: ProviderRow, states: dict[str, ComponentState]) -> FallbackAnswer:

@@ -14,13 +14,12 @@ import asyncio
 import dataclasses
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, SecretStr
 
 from bot.answers import Answers
 from bot.chatops.actions import ChatOps, configured_routes
@@ -31,16 +30,20 @@ from bot.escalation import Escalator, EscalatorSettings
 from bot.frontends import Frontend
 from bot.history.recorder import HistoryRecorder, LatencySampler, RecorderSettings
 from bot.lease import sleep_unless
-from bot.logs import get_logger, register_secrets
+from bot.logs import get_logger
 from bot.maintenance_ahead import MaintenanceAhead
 from bot.models import SourceKind
 from bot.notice_context import NoticeContext
 from bot.notifier import Target
 from bot.presence import Identity, Presence
+from bot.secret_values import config_secrets as config_secrets  # re-exported: its old home
+from bot.secret_values import register_config_secrets as register_config_secrets
 from bot.server import Health, build_app, start_server
+from bot.shards import Shards
 from bot.sources import SourcePlan, build_sources, build_traffic_sources
 from bot.store import Store, StoreUnavailable, make_store
-from bot.watcher import Watcher, WatcherSettings, tracker_for
+from bot.vantage import Quorum, Witness, WitnessSettings
+from bot.watcher import Watcher, WatcherSettings, make_client, tracker_for
 from config.schema import TocsinConfig
 from handlers import build_targets, command_frontends, subscription_targets
 
@@ -58,33 +61,6 @@ def instance_name(config: TocsinConfig, env: Mapping[str, str] | None = None) ->
     """
     env = os.environ if env is None else env
     return config.instance or env.get("TOCSIN_INSTANCE") or socket.gethostname()
-
-
-def config_secrets(value: Any) -> Iterator[SecretStr]:
-    """Every secret in the config, wherever it sits."""
-    if isinstance(value, SecretStr):
-        yield value
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from config_secrets(getattr(value, name))
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from config_secrets(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from config_secrets(item)
-
-
-def register_config_secrets(config: TocsinConfig, env: Mapping[str, str] | None = None) -> None:
-    """Tell the log scrubber every secret: the config's and the probes' API keys."""
-    env = os.environ if env is None else env
-    register_secrets(config_secrets(config))
-    for provider in config.providers:
-        if provider.probe and provider.probe.auth.env:
-            register_secrets([env.get(provider.probe.auth.env)])
-    url = config.store.url.get_secret_value() if config.store.url else ""
-    if "@" in url:  # the password alone, wherever a library prints it
-        register_secrets([url.split("@")[0].rsplit(":", 1)[-1]])
 
 
 class ListenError(Exception):
@@ -106,6 +82,8 @@ class Runtime:
     #: The stable name and this boot's token (the lease holder is both).
     identity: Identity
     watcher: Watcher | None = None
+    #: (issue 17) Runs this vantage's probes for the quorum (``watch.quorum`` > 1).
+    witness: Witness | None = None
     dispatcher: Dispatcher | None = None
     escalator: Escalator | None = None
     #: (issue 15) What people do from the chat, and the chat's clock (reminders, silences
@@ -174,11 +152,27 @@ def assemble(
             settings,
             maintenance=maintenance,
             latency=LatencySampler(store),
+            quorum=Quorum(config, store, config.vantage) if watch.quorum > 1 else None,
+            shards=Shards(store, identity.holder, config.store.lease) if watch.sharding else None,
+            shared_providers=frozenset(u.id for u in config.upstreams),
         )
         recorder = RecorderSettings(
-            instance=instance, lease=config.store.lease, holder=identity.holder
+            instance=instance,
+            lease=config.store.lease,
+            holder=identity.holder,
+            providers=frozenset(config.provider_ids),
         )
         runtime.history = HistoryRecorder(store, recorder)
+        if watch.quorum > 1:  # (issue 17) this vantage's probes, while another replica leads
+            leading = runtime.watcher
+            runtime.witness = Witness(
+                plan.sources,
+                store,
+                config.vantage,
+                WitnessSettings(instance, config.store.lease, identity.holder, watch.jitter),
+                make_client(settings),
+                leading=lambda: leading.leader,
+            )
     if role in ("all", "notifier"):
         context = NoticeContext(config, store, runtime.probed)
         claim_idle = config.store.claim_idle
@@ -211,6 +205,14 @@ def assemble(
         buffered=(lambda: watcher.buffered) if watcher else (lambda: 0),
     )
     runtime.health.extra["instance"] = lambda: runtime.instance
+    if watcher is not None:
+        runtime.health.extra["sources_owned"] = lambda: watcher.sources_owned
+        if watcher.shards is not None:
+            shards = watcher.shards
+            runtime.health.extra["shards"] = lambda: {
+                "providers": len(shards.owned),
+                "members": len(shards.members),
+            }
     history = runtime.history
     if history is not None:
         runtime.health.extra["history"] = lambda: {"leader": history.leader}
@@ -251,6 +253,8 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
             await frontend.start()
         if runtime.watcher is not None:
             runtime.tasks.append(asyncio.create_task(runtime.watcher.run(stop), name="watcher"))
+        if runtime.witness is not None:
+            runtime.tasks.append(asyncio.create_task(runtime.witness.run(stop), name="witness"))
         if runtime.dispatcher is not None:
             runtime.tasks.append(
                 asyncio.create_task(runtime.dispatcher.run(stop), name="dispatcher")

@@ -15,51 +15,35 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bot import app as runtime_app
-from bot import report as report_shapes
-from bot.chatops.actions import active_silences
-from bot.chatops.records import SUBSCRIPTIONS, Silence, Subscription, read_records
-from bot.escalation import Pending, pending_escalations
-from bot.history.model import DAYS_KEPT
-from bot.history.queries import ReportRow
-from bot.history.queries import report as history_report
-from bot.logs import configure, get_logger
-from bot.models import (
-    SEVERITY_ORDER,
-    ComponentState,
-    Event,
-    Observation,
-    ProbeError,
-    Status,
-    utcnow,
-    worst,
-)
+from bot.models import SEVERITY_ORDER, Event, ProbeError, Status, utcnow, worst
 from bot.outside import one_line
-from bot.probe_cost import inference_cost
-from bot.queries import provider_rows
-from bot.sources import SkippedProbe, build_sources
-from bot.sources.source import Source
-from bot.store import MemoryStore, StoreRefused, StoreUnavailable, embedded_path, make_store
-from bot.watcher import WatcherSettings, check_all, make_client
-from config.base import route_fields
 from config.durations import humanize, parse_duration
-from config.loader import ROLE_ENV, ConfigError, load_config, resolve_path
-from config.schema import TocsinConfig
-from handlers.console import STYLE
+
+# What each command needs is imported inside it (issue 17): ``tocsin --help``, ``config
+# validate`` and ``check`` must not pay for the chat platforms, the server, the scheduler or
+# the store clients they never use (tests/test_startup.py says which each one may import).
+if TYPE_CHECKING:
+    from bot import app as runtime_app
+    from bot.chatops.records import Silence, Subscription
+    from bot.escalation import Pending
+    from bot.history.queries import ReportRow
+    from bot.models import ComponentState, Observation
+    from bot.sources import SkippedProbe
+    from bot.sources.source import Source
+    from config.loader import ConfigError
+    from config.schema import TocsinConfig
 
 app = typer.Typer(
     name="tocsin",
@@ -82,7 +66,9 @@ def _console(*, stderr: bool = False) -> Console:
 
 out = _console()
 err = _console(stderr=True)
-log = get_logger("tocsin")
+#: ``config.loader.ROLE_ENV``, spelled here so that registering ``run`` imports no config
+#: models (tests/test_startup.py checks that the two agree).
+ROLE_ENV = "TOCSIN_ROLE"
 
 ConfigOption = Annotated[
     Path | None,
@@ -116,6 +102,8 @@ def _shown(text: object, limit: int = NAME_MAX) -> str:
 
 
 def _load(path: Path | None) -> TocsinConfig:
+    from config.loader import ConfigError, load_config, resolve_path
+
     resolved = resolve_path(path)
     try:
         return load_config(resolved)
@@ -139,6 +127,8 @@ def _print_config_errors(exc: ConfigError) -> None:
 
 
 def _status_text(status: Status) -> str:
+    from handlers.console_style import STYLE
+
     return f"[{STYLE[status]}]{status.value}[/]"
 
 
@@ -163,6 +153,10 @@ def run(
             f"not {_shown(repr(role))}"
         )
         raise typer.Exit(2)
+    from bot import app as runtime_app
+    from bot.logs import configure
+    from bot.store import StoreRefused
+
     cfg = _with_data_dir(_load(config), data_dir)
     configure(cfg.log.level, cfg.log.format)
     runtime_app.register_config_secrets(cfg)
@@ -180,6 +174,10 @@ def run(
 
 
 async def _run(cfg: TocsinConfig, role: runtime_app.Role) -> None:
+    import signal
+
+    from bot import app as runtime_app
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -191,6 +189,8 @@ async def _run(cfg: TocsinConfig, role: runtime_app.Role) -> None:
 
 
 def _banner(runtime: runtime_app.Runtime) -> None:
+    from bot.store import embedded_path
+
     cfg = runtime.config
     names = ", ".join(p.id for p in cfg.providers)
     path = embedded_path(cfg.store)
@@ -247,9 +247,13 @@ def check(
     if fail_on not in SEVERITIES:
         err.print(f"[bold red]error:[/] --fail-on must be one of {', '.join(SEVERITIES)}")
         raise typer.Exit(2)
+    from bot.logs import configure
+    from bot.secret_values import register_config_secrets
+    from bot.sources import build_sources
+
     cfg = _load(config)
     configure("warning", cfg.log.format)
-    runtime_app.register_config_secrets(cfg)
+    register_config_secrets(cfg)
     chosen = _choose(cfg, providers or [])
     plan = build_sources(cfg)
     wanted = set(chosen or cfg.provider_ids)  # upstream pages only ever name a cause
@@ -283,6 +287,8 @@ def _choose(cfg: TocsinConfig, wanted: Sequence[str]) -> list[str]:
 
 
 async def _check_round(cfg: TocsinConfig, sources: Sequence[Source]) -> list[Observation]:
+    from bot.checks import WatcherSettings, check_all, make_client
+
     settings = WatcherSettings(
         instance="check", timeout=cfg.watch.timeout, user_agent=cfg.watch.user_agent
     )
@@ -434,9 +440,14 @@ def _round_status(observations: Sequence[Observation]) -> Status:
 @app.command()
 def status(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
     """What the store holds now: Redis, or the embedded store's file (read, not changed)."""
+    from bot.logs import configure
+    from bot.queries import provider_rows
+    from bot.secret_values import register_config_secrets
+    from bot.store import StoreRefused, StoreUnavailable, embedded_path
+
     cfg = _with_data_dir(_load(config), data_dir)
     configure("warning", cfg.log.format)  # what the store says of bad values: stderr
-    runtime_app.register_config_secrets(cfg)
+    register_config_secrets(cfg)
     path = embedded_path(cfg.store)
     if not cfg.store.url and (path is None or not path.is_file()):
         where = "lives inside a running tocsin" if path is None else f"has no file at {path} yet"
@@ -537,6 +548,11 @@ def _escalations_table(cfg: TocsinConfig, pending: list[Pending]) -> Table:
 async def _read_states(
     cfg: TocsinConfig,
 ) -> tuple[dict[str, ComponentState], list[Pending], list[Silence], list[Subscription]]:
+    from bot.chatops.actions import active_silences
+    from bot.chatops.records import SUBSCRIPTIONS, Subscription, read_records
+    from bot.escalation import pending_escalations
+    from bot.store import make_store
+
     store = make_store(cfg.store, readonly=True)
     try:
         await store.open()
@@ -563,9 +579,14 @@ def report(
 ) -> None:
     """Per provider: uptime, incidents, downtime, MTTR, median detection lead and page lag
     (from the history in Redis, or in the embedded store's file)."""
+    from bot import report as report_shapes
+    from bot.logs import configure
+    from bot.secret_values import register_config_secrets
+    from bot.store import StoreRefused, StoreUnavailable, embedded_path
+
     cfg = _with_data_dir(_load(config), data_dir)
     configure("warning", cfg.log.format)
-    runtime_app.register_config_secrets(cfg)
+    register_config_secrets(cfg)
     days = _report_days(since)
     if as_json and as_csv:
         err.print("[bold red]error:[/] --json or --csv, not both")
@@ -590,6 +611,8 @@ def report(
 
 def _report_days(since: str) -> int:
     """``--since`` as whole days (1 to 400): ``30d``, ``2w``, ``720h``."""
+    from bot.history.model import DAYS_KEPT
+
     try:
         seconds = parse_duration(since)
     except (TypeError, ValueError):
@@ -603,6 +626,9 @@ def _report_days(since: str) -> int:
 
 
 async def _read_report(cfg: TocsinConfig, days: int) -> list[ReportRow]:
+    from bot.history.queries import report as history_report
+    from bot.store import make_store
+
     store = make_store(cfg.store, readonly=True)
     try:
         await store.open()
@@ -619,6 +645,11 @@ def config_validate(
     file: Annotated[Path, typer.Argument(help="The config file to check.")],
 ) -> None:
     """Check a config file: every error with its path; exit 2 if there is any."""
+    from bot.probe_cost import inference_cost
+    from bot.sources import build_sources
+    from bot.store import embedded_path
+    from config.loader import ConfigError, load_config
+
     try:
         cfg = load_config(file)
     except ConfigError as exc:
@@ -643,6 +674,8 @@ def config_validate(
 def _chat_route_counts(cfg: TocsinConfig) -> dict[str, list[tuple[str, int]]]:
     """Each configured chat platform's route lists and their lengths (``slack``:
     ``[("channels", 2)]``), found by type: a new platform is summed up without a line here."""
+    from config.base import route_fields
+
     counts: dict[str, list[tuple[str, int]]] = {}
     for section in cfg.chat_platforms():
         body = getattr(cfg, section)
@@ -658,6 +691,7 @@ def _chat_route_counts(cfg: TocsinConfig) -> dict[str, list[tuple[str, int]]]:
 def demo() -> None:
     """A simulated provider goes down, updates and recovers, end to end, in about 30 s."""
     from bot.demo import run_demo
+    from bot.logs import configure
 
     configure("warning")
     asyncio.run(run_demo(Console(highlight=False)))
@@ -675,6 +709,9 @@ DRILL_OK = {"delivered": "green", "duplicate": "green", "reconciled": "green", "
 def drill(config: ConfigOption = None) -> None:
     """Send a clearly labelled test notice to every target; exit 1 if one fails
     (escalation policies are skipped: a drill pages nobody)."""
+    from bot import app as runtime_app
+    from bot.logs import configure
+
     cfg = _load(config)
     configure("warning", cfg.log.format)
     runtime_app.register_config_secrets(cfg)
@@ -692,8 +729,10 @@ def drill(config: ConfigOption = None) -> None:
 
 
 async def _drill(cfg: TocsinConfig) -> dict[str, str]:
+    from bot import app as runtime_app
     from bot.dispatcher import Dispatcher, DispatcherSettings
     from bot.notice_context import NoticeContext
+    from bot.store import MemoryStore, make_store
 
     store = make_store(cfg.store) if cfg.store.url else MemoryStore()
     await store.open()
@@ -733,6 +772,8 @@ def slack_manifest(
     name: Annotated[str, typer.Option(help="The app's name in Slack.")] = "tocsin",
 ) -> None:
     """Print a ready Slack app manifest (scopes, commands, Socket Mode flag)."""
+    import yaml
+
     from handlers.slack.manifest import manifest
 
     if http is not None and not http.startswith(("https://", "http://")):

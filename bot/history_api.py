@@ -328,9 +328,14 @@ class HistoryRoutes:
             return _not_found_json()
         now = self._clock()
         history = await self._history(provider, now)
-        return web.json_response(
-            {"generated_at": iso(now), "provider": provider_detail_json(history, now)}
-        )
+        detail = provider_detail_json(history, now)
+        detail["vantages"] = []  # (issue 17) each vantage's view, with a quorum of vantages
+        if self.config.watch.quorum > 1:
+            from bot.vantage import vantage_views  # imported only when it is used
+
+            views = await vantage_views(self.store, provider.id, now=now)
+            detail["vantages"] = [view.as_json() for view in views]
+        return web.json_response({"generated_at": iso(now), "provider": detail})
 
     async def _episodes(
         self, request: web.Request, now: datetime

@@ -33,6 +33,7 @@ _SECRET_KEY = re.compile(r"(token|secret|password|authorization|api[_-]?key|rout
 _SHORTEST = 6  # shorter values cannot be scrubbed without mangling ordinary words
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_dirty = False
 _NAMED_ENTITIES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
 #: How ``repr`` and JSON spell control characters (``\\n``, ``\\t``...).
 _SHORT_ESCAPES = {"\n": "n", "\r": "r", "\t": "t", "\0": "0", "\b": "b", "\f": "f", "\v": "v"}
@@ -44,14 +45,23 @@ def register_secret(value: str | SecretStr | None) -> None:
     Surrounding whitespace is not part of a secret (a stray newline pasted with a key), so the
     stripped value is what is scrubbed.
     """
-    global _pattern
+    global _dirty
     raw = value.get_secret_value() if isinstance(value, SecretStr) else value
     raw = raw.strip() if raw else raw
     if not raw or len(raw) < _SHORTEST or raw in _secrets:
         return
     _secrets.add(raw)
-    ordered = sorted(_secrets, key=len, reverse=True)
-    _pattern = re.compile("|".join(_spellings(s) for s in ordered))
+    _dirty = True  # compiled once at the next scrub, not once per secret (250 keys: 136 s)
+
+
+def _compiled() -> re.Pattern[str] | None:
+    """The pattern of every registered secret, longest first, compiled when it changed."""
+    global _pattern, _dirty
+    if _dirty:
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(_spellings(s) for s in ordered))
+        _dirty = False
+    return _pattern
 
 
 def _spellings(secret: str) -> str:
@@ -97,7 +107,8 @@ def register_secrets(values: Iterable[str | SecretStr | None]) -> None:
 
 def scrub(text: str) -> str:
     """``text`` with every registered secret masked, however it is escaped in it."""
-    return _pattern.sub(MASK, text) if _pattern is not None else text
+    pattern = _compiled()
+    return pattern.sub(MASK, text) if pattern is not None else text
 
 
 def scrub_detail(text: str | None) -> str | None:

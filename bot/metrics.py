@@ -72,6 +72,16 @@ ESCALATOR_LEADER = Gauge(
     "1 when this replica holds the escalator lease (decides pages)",
     registry=REGISTRY,
 )
+SOURCES_OWNED = Gauge(
+    "tocsin_sources_owned",
+    "Sources this replica checks (all of them on the leader; its share with sharding)",
+    registry=REGISTRY,
+)
+SOURCES_OWNED_PROVIDERS = Gauge(
+    "tocsin_shard_providers_owned",
+    "Providers whose shard lease this replica holds (watch.sharding)",
+    registry=REGISTRY,
+)
 HISTORY_LEADER = Gauge(
     "tocsin_history_leader",
     "1 when this replica holds the history lease (records days and episodes)",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 
 from bot import metrics
 from bot.logs import get_logger
@@ -38,8 +38,12 @@ class PushedReads:
         *,
         poll_check: float,
         pushed_gap: float,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
+        #: (issue 17) With shards, whether this replica watches a provider now: a request for
+        #: another's page is put back for its owner.
+        self.owns = owns
         self.schedule = schedule
         self.poll_check = poll_check
         self.pushed_gap = pushed_gap
@@ -54,8 +58,15 @@ class PushedReads:
         (any replica may have received them) and read those pages now."""
         while True:
             await asyncio.sleep(self.poll_check)
-            for provider in await self._requests():
-                self.read(provider)
+            requests = await self._requests()
+            owns = self.owns
+            theirs = [p for p in requests if owns and p in self._pages and not owns(p)]
+            for provider in requests:
+                if provider not in theirs:
+                    self.read(provider)
+            for provider in dict.fromkeys(theirs):  # another shard's page: for its owner
+                with suppress(StoreUnavailable):
+                    await self.store.request_poll(provider)
 
     async def _requests(self) -> list[str]:
         """The pending requests; none (and the loop goes on) when the store cannot say."""

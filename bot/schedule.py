@@ -28,6 +28,7 @@ class Schedule:
         self._jitter_for = jitter_for
         self._scheduler: AsyncIOScheduler | None = None
         self._phases: dict[str, datetime] = {}  # source id → its steady phase (see rephase)
+        self._job: Job | None = None
 
     @property
     def running(self) -> bool:
@@ -36,15 +37,31 @@ class Schedule:
     def start(self, sources: Sequence[Source], job: Job) -> None:
         """One job per source calling ``job(source)``; the first runs within 2 s."""
         scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler = scheduler
+        self._job = job
+        self.add(sources)  # before it starts: a running scheduler wakes up for every job added
+        scheduler.start()
+
+    def add(self, sources: Sequence[Source], *, soon: bool = True) -> None:
+        """More sources, scheduled as :meth:`start` schedules its own; with ``soon=False``
+        (a shard gained from another replica, which checked it a moment ago) each first
+        runs at its own phase, not within 2 s (which would check it twice in a round)."""
+        if self._scheduler is None:
+            return
         now = datetime.now().astimezone()
         for source in sources:
             jitter = min(self._jitter_for(source.interval), source.interval)
-            phase = random.uniform(0, min(source.interval, 2.0))  # spread the first round
-            # ...and after it, each source keeps a phase of its own across the whole interval
-            # (see rephase): 500 sources at 10 s are 50 checks a second, not a burst.
-            self._phases[source.id] = now + timedelta(seconds=random.uniform(0, source.interval))
-            scheduler.add_job(
-                job,
+            steady = now + timedelta(seconds=random.uniform(0, source.interval))
+            if soon:
+                phase = random.uniform(0, min(source.interval, 2.0))  # spread the first round
+                # ...and after it, each source keeps a phase of its own across the whole
+                # interval (see rephase): 500 sources at 10 s are 50 checks a second.
+                self._phases[source.id] = steady
+                first = now + timedelta(seconds=phase)
+            else:
+                first = steady
+            self._scheduler.add_job(
+                self._job,
                 # apscheduler only adds jitter (0 to j): half of it comes off the period so
                 # a source still runs every `interval` on average
                 IntervalTrigger(seconds=source.interval - jitter / 2, jitter=jitter),
@@ -54,10 +71,22 @@ class Schedule:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(source.interval)),
-                next_run_time=now + timedelta(seconds=phase),
+                next_run_time=first,
+                replace_existing=True,
             )
-        scheduler.start()
-        self._scheduler = scheduler
+
+    def remove(self, sources: Sequence[Source]) -> None:
+        """Fewer sources (a shard lost): their jobs go (a run under way is the caller's)."""
+        if self._scheduler is None:
+            return
+        for source in sources:
+            self._phases.pop(source.id, None)
+            if self._scheduler.get_job(source.id) is not None:
+                self._scheduler.remove_job(source.id)
+
+    @property
+    def count(self) -> int:
+        return len(self._scheduler.get_jobs()) if self._scheduler is not None else 0
 
     def stop(self) -> None:
         """No more runs (one under way is the caller's to cancel)."""

@@ -37,8 +37,8 @@ I/O. The rules (DESIGN.md, "Tracker rules"):
 from __future__ import annotations
 
 import uuid
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -106,6 +106,8 @@ class _Track:
     fresh: bool = True
     #: Whether this step's change of source readability is news for the admins.
     admin_news: bool = True
+    #: Creation order: what is released together is told in the order tracks were made.
+    order: int = 0
 
 
 @dataclass(slots=True)
@@ -134,7 +136,21 @@ class Tracker:
         self._names = dict(names or {})
         self._thresholds = dict(thresholds or {})
         self._tracks: dict[str, _Track] = {}
+        #: The same tracks by provider and by probe source, and those held by the
+        #: self-check: an observation touches its own provider's tracks, never all of them.
+        self._by_provider: dict[str, dict[str, _Track]] = {}
+        self._by_source: dict[str, dict[str, _Track]] = {}
+        self._held: dict[str, _Track] = {}
+        self._made = 0
         self._providers: dict[str, _ProviderTrack] = {}
+        #: Probed providers by when they were last probed (oldest first) and those whose last
+        #: probe failed with a network error: the self-check without a scan of all providers.
+        #: ``_in_order`` turns false (for good: the scan is used then) if observation times
+        #: ever go backwards.
+        self._probe_order: OrderedDict[str, None] = OrderedDict()
+        self._network_failing: set[str] = set()
+        self._latest: datetime | None = None
+        self._in_order = True
         self._network_suspect = False
         #: Page sources that cannot be read now, with why.
         self._broken: dict[str, str] = {}
@@ -148,7 +164,7 @@ class Tracker:
     def restore(self, states: Iterable[ComponentState]) -> None:
         """Seed from the store after a restart, so known outages are not announced again."""
         for state in states:
-            track = self._tracks[state.key] = _Track(state=state.model_copy(deep=True), fresh=False)
+            track = self._add(_Track(state=state.model_copy(deep=True), fresh=False))
             if state.flapping:
                 track.changes.append(state.since)
                 track.flap_from = state.last_known
@@ -160,6 +176,20 @@ class Tracker:
             if state.key == WATCHER_KEY:  # the admins were told; they hear when it is over
                 self._network_suspect = state.status is Status.MAJOR_OUTAGE
 
+    def forget(self, providers: Iterable[str]) -> None:
+        """(issue 17) Drop what this tracker knows of ``providers``: a shard moved to another
+        replica (and a shard taken over is restored from the store afresh)."""
+        gone = set(providers)
+        for provider in gone:
+            for key, track in self._by_provider.pop(provider, {}).items():
+                del self._tracks[key]
+                self._held.pop(key, None)
+                if track.probe_source is not None:
+                    self._by_source.get(track.probe_source, {}).pop(key, None)
+            self._providers.pop(provider, None)
+            self._probe_order.pop(provider, None)
+            self._network_failing.discard(provider)
+
     def states(self) -> dict[str, ComponentState]:
         return {key: track.state for key, track in self._tracks.items()}
 
@@ -170,8 +200,7 @@ class Tracker:
     def needs_recheck(self, source: str) -> bool:
         """Whether a probe source has an unconfirmed change (run it again soon)."""
         return any(
-            t.probe_source == source and (t.candidate is not None or t.held)
-            for t in self._tracks.values()
+            t.candidate is not None or t.held for t in self._by_source.get(source, {}).values()
         )
 
     def observe(self, observations: Sequence[Observation]) -> list[StateUpdate]:
@@ -189,11 +218,38 @@ class Tracker:
     def _provider(self, provider: str) -> _ProviderTrack:
         return self._providers.setdefault(provider, _ProviderTrack())
 
+    def _add(self, track: _Track) -> _Track:
+        """Keep ``track`` (replacing one of the same key), indexed by provider."""
+        key = track.state.key
+        old = self._tracks.get(key)
+        if old is not None and old.probe_source is not None:
+            self._by_source.get(old.probe_source, {}).pop(key, None)
+        self._held.pop(key, None)
+        self._made += 1
+        track.order = self._made
+        self._tracks[key] = track
+        self._by_provider.setdefault(track.state.provider, {})[key] = track
+        return track
+
+    def _of(self, provider: str) -> Iterable[_Track]:
+        """The provider's tracks."""
+        return self._by_provider.get(provider, {}).values()
+
+    def _probed_by(self, track: _Track, source: str) -> None:
+        """``source`` is the probe (or traffic) feeding ``track``."""
+        if track.probe_source == source:
+            return
+        key = track.state.key
+        if track.probe_source is not None:
+            self._by_source.get(track.probe_source, {}).pop(key, None)
+        track.probe_source = source
+        self._by_source.setdefault(source, {})[key] = track
+
     def _track(self, obs: Observation) -> _Track:
         track = self._tracks.get(obs.key)
         if track is None:
             state = ComponentState(provider=obs.provider, component=obs.component, since=obs.at)
-            track = self._tracks[obs.key] = _Track(state=state)
+            track = self._add(_Track(state=state))
             prov = self._provider(obs.provider)
             state.episode, state.episode_started = prov.episode, prov.episode_started
         if obs.component_name:
@@ -212,7 +268,7 @@ class Tracker:
             # probes, and the apps' own traffic (bot/sources/traffic.py) alike: debounced
             # into ``probe_status``, never confirming; traffic is not our network's evidence
             # (no self-check) and carries no latency percentiles of the probe's
-            track.probe_source = obs.source
+            self._probed_by(track, obs.source)
             if obs.error is not None and obs.error.is_config:
                 return self._config_alert(track, obs)
             track.config_alerted = False
@@ -319,6 +375,7 @@ class Tracker:
             return
         if obs.error is not None and obs.error.is_network and not self._network_proven(track):
             track.held = True
+            self._held[track.state.key] = track
             return
         state.probe_status = reading
         self._reset_candidate(track)
@@ -335,6 +392,15 @@ class Tracker:
         prov.last_probe_network_error = bool(obs.error and obs.error.is_network)
         if not prov.last_probe_network_error:
             prov.last_answer_at = obs.at
+        if self._latest is not None and obs.at < self._latest:
+            self._in_order = False
+        self._latest = obs.at if self._latest is None else max(self._latest, obs.at)
+        self._probe_order[obs.provider] = None
+        self._probe_order.move_to_end(obs.provider)
+        if prov.last_probe_network_error:
+            self._network_failing.add(obs.provider)
+        else:
+            self._network_failing.discard(obs.provider)
 
     def _probed(self) -> dict[str, _ProviderTrack]:
         return {p: t for p, t in self._providers.items() if t.last_probe_at is not None}
@@ -361,7 +427,11 @@ class Tracker:
 
     def _release_held(self, now: datetime) -> list[StateUpdate]:
         out: list[StateUpdate] = []
-        for track in self._tracks.values():
+        if not self._held:
+            return out
+        for key in [k for k, t in self._held.items() if not t.held]:
+            del self._held[key]
+        for track in sorted(self._held.values(), key=lambda t: t.order):
             if track.held and self._network_proven(track) and track.candidate is not None:
                 track.state.probe_status = track.candidate
                 self._reset_candidate(track)
@@ -371,25 +441,26 @@ class Tracker:
     def _self_check(self, now: datetime) -> list[StateUpdate]:
         """Most probes failing with network errors at once: suspect our own network."""
         window = timedelta(seconds=self.settings.self_check_window)
-        recent = {
-            p: t
-            for p, t in self._probed().items()
-            if t.last_probe_at and now - t.last_probe_at <= window
-        }
+        recent = self._recent(now, window)
         if len(recent) < self.settings.self_check_min_providers:
             if len(self.settings.probed) >= self.settings.self_check_min_providers:
                 return []  # the first round is not over: no verdict either way yet
             suspect = False
         else:
             failing = sum(
-                t.last_probe_network_error and self.cause(p) is None for p, t in recent.items()
+                self.cause(p) is None
+                for p in self._network_failing
+                if p in recent and recent[p].last_probe_network_error
             )
             suspect = failing / len(recent) > self.settings.self_check_ratio
         if suspect == self._network_suspect:
             return []
         self._network_suspect = suspect
+        erring = sum(
+            recent[p].last_probe_network_error for p in self._network_failing if p in recent
+        )
         detail = (
-            f"probes to {sum(t.last_probe_network_error for t in recent.values())} of "
+            f"probes to {erring} of "
             f"{len(recent)} "
             "providers fail with network errors: this watcher's own network is the suspect; "
             "provider notices are held until it recovers"
@@ -406,6 +477,24 @@ class Tracker:
             source="self-check",
         )
         return [StateUpdate(state=_watcher_state(suspect, now, detail), event=event)]
+
+    def _recent(self, now: datetime, window: timedelta) -> Mapping[str, _ProviderTrack]:
+        """The providers probed within ``window`` of ``now``: those probed before are let go
+        from the front of :attr:`_probe_order` (the whole scan if times went backwards)."""
+        if not self._in_order or (self._latest is not None and now < self._latest):
+            return {
+                p: t
+                for p, t in self._probed().items()
+                if t.last_probe_at and now - t.last_probe_at <= window
+            }
+        order = self._probe_order
+        while order:
+            first = next(iter(order))
+            seen = self._providers[first].last_probe_at
+            if seen is not None and now - seen <= window:
+                break
+            del order[first]
+        return _Recent(order, self._providers)
 
     def _page_moved(self, track: _Track, obs: Observation) -> list[StateUpdate]:
         """A status page that now redirects to another host: one admin notice per source and
@@ -554,11 +643,7 @@ class Tracker:
         state = track.state
         if state.model is None:
             return None
-        siblings = [
-            t.state
-            for t in self._tracks.values()
-            if t.state.provider == state.provider and t.state.model and t is not track
-        ]
+        siblings = [t.state for t in self._of(state.provider) if t.state.model and t is not track]
         said = [state.detail] if state.detail and state.status is not Status.OPERATIONAL else []
         said += [f"{s.display_name} {s.status.label.lower()}" for s in siblings]
         return "; ".join(said) or None
@@ -678,22 +763,20 @@ class Tracker:
 
     def provider_status(self, provider: str) -> Status:
         """The provider's worst known status (``unknown`` only if nothing is known)."""
+        tracks = self._of(provider)
         known = [
             t.state.last_known if t.state.status is Status.UNKNOWN else t.state.status
-            for t in self._tracks.values()
-            if t.state.provider == provider
+            for t in tracks
         ]
         known = [s for s in known if s is not Status.UNKNOWN] or [Status.UNKNOWN]
-        states = (t.state for t in self._tracks.values() if t.state.provider == provider)
+        states = (t.state for t in tracks)
         return provider_status_of(known, states)
 
     def _episode(self, provider: str, at: datetime) -> tuple[str, datetime | None] | None:
         """Open or close the provider's episode; return (id, start) when this closes it."""
         prov = self._provider(provider)
         status = self.provider_status(provider)
-        flapping = any(
-            t.state.flapping for t in self._tracks.values() if t.state.provider == provider
-        )
+        flapping = any(t.state.flapping for t in self._of(provider))
         closing: tuple[str, datetime | None] | None = None
         if prov.episode is None and status.rank >= Status.MAINTENANCE.rank:
             prov.episode = f"{provider}:{at:%Y%m%dT%H%M%SZ}:{uuid.uuid4().hex[:6]}"
@@ -702,10 +785,30 @@ class Tracker:
             closing = (prov.episode, prov.episode_started)
             prov.closed = (prov.episode, prov.episode_started, at)
             prov.episode = prov.episode_started = None
-        for t in self._tracks.values():
-            if t.state.provider == provider:
-                t.state.episode, t.state.episode_started = prov.episode, prov.episode_started
+        for t in self._of(provider):
+            t.state.episode, t.state.episode_started = prov.episode, prov.episode_started
         return closing
+
+
+class _Recent(Mapping[str, _ProviderTrack]):
+    """A view of the recently probed providers (keys in :attr:`Tracker._probe_order`)."""
+
+    def __init__(self, order: Mapping[str, None], providers: Mapping[str, _ProviderTrack]):
+        self._order, self._providers = order, providers
+
+    def __getitem__(self, provider: str) -> _ProviderTrack:
+        if provider not in self._order:
+            raise KeyError(provider)
+        return self._providers[provider]
+
+    def __contains__(self, provider: object) -> bool:
+        return provider in self._order
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
 
 
 def _carries_incident(updates: Sequence[StateUpdate]) -> bool:

@@ -18,59 +18,32 @@ to the process) watches, every source through one shared ``httpx.AsyncClient``;
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from bot import metrics
+from bot.checks import WatcherSettings, check_all, check_source, make_client
 from bot.history.recorder import LatencySampler
 from bot.lease import Lease, hold, sleep_unless, unique_holder
-from bot.logs import get_logger, scrub_detail
+from bot.logs import get_logger
 from bot.maintenance_ahead import MaintenanceAhead
-from bot.models import Observation, SourceKind, StateUpdate, Status, worst
+from bot.models import Observation, SourceKind, StateUpdate
 from bot.pushed_reads import PushedReads
 from bot.schedule import Schedule
+from bot.shards import Shards
 from bot.sources.source import PageSource, Source
 from bot.store import NOTIFIERS_GROUP, Store, StoreUnavailable
 from bot.tracker import Thresholds, Tracker, TrackerSettings
 from bot.update_buffer import UpdateBuffer
+from bot.vantage import Quorum
 from config.schema import TocsinConfig
 
 log = get_logger("tocsin.watcher")
 
 LEASE_NAME = "leader"
-
-
-@dataclass(frozen=True, slots=True)
-class WatcherSettings:
-    instance: str
-    lease: float = 15.0
-    #: Who holds the lease: unique per process (``<instance>#<boot token>``); ``None``: a
-    #: fresh token of this watcher's own.
-    holder: str | None = None
-    confirm_interval: float | None = None  # None: a quarter of the source's interval
-    jitter: float | None = None  # None: a tenth of the source's interval
-    buffer_limit: int = 10_000
-    timeout: float = 10.0
-    max_connections: int = 100
-    user_agent: str = "tocsin"
-    #: How often the leader takes poll requests (pushes), and the least time between two
-    #: pushed reads of one page (a burst of pushes costs one read a second, not one each).
-    poll_check: float = 0.5
-    pushed_gap: float = 1.0
-
-    def confirm_for(self, interval: float) -> float:
-        if self.confirm_interval is not None:
-            return self.confirm_interval
-        return max(0.25, interval / 4)
-
-    def jitter_for(self, interval: float) -> float:
-        return self.jitter if self.jitter is not None else interval / 10
 
 
 def tracker_for(config: TocsinConfig, sources: Sequence[Source]) -> Tracker:
@@ -99,47 +72,6 @@ def tracker_for(config: TocsinConfig, sources: Sequence[Source]) -> Tracker:
     return Tracker(settings, names={p.id: p.name for p in config.providers}, thresholds=thresholds)
 
 
-def make_client(settings: WatcherSettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.timeout),
-        limits=httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        ),
-        headers={"User-Agent": settings.user_agent},
-    )
-
-
-async def check_source(source: Source, client: httpx.AsyncClient) -> list[Observation]:
-    """One round of one source, timed and counted. Never raises for bad input."""
-    started = time.perf_counter()
-    try:
-        observations = await source.check(client)
-    except Exception as exc:  # a source bug must not stop the watcher
-        log.exception("source check crashed", source=source.id)
-        observations = [
-            Observation(
-                provider=source.provider,
-                component="page",
-                status=Status.UNKNOWN,
-                source=source.id,
-                kind=source.kind,
-                detail=f"{source.id} failed: {type(exc).__name__}: {exc}",
-            )
-        ]
-    metrics.CHECK_LATENCY.labels(source.kind.value).observe(time.perf_counter() - started)
-    result = worst(obs.status for obs in observations).value if observations else "empty"
-    metrics.CHECKS.labels(source.provider, source.id, result).inc()
-    return [_scrubbed(obs) for obs in observations]
-
-
-def _scrubbed(obs: Observation) -> Observation:
-    """A diagnostic may quote what was sent (an exception naming a header carries the key):
-    secrets are masked before the tracker stores it or anyone is shown it."""
-    detail = scrub_detail(obs.detail)
-    return obs if detail == obs.detail else dataclasses.replace(obs, detail=detail)
-
-
 class Watcher:
     """Runs the sources while this replica holds the ``leader`` lease: the
     :class:`bot.lease.Duty` that :func:`bot.lease.hold` drives."""
@@ -154,8 +86,19 @@ class Watcher:
         *,
         maintenance: MaintenanceAhead | None = None,
         latency: LatencySampler | None = None,
+        quorum: Quorum | None = None,
+        shards: Shards | None = None,
+        shared_providers: frozenset[str] = frozenset(),
     ) -> None:
         self.sources = list(sources)
+        #: (issue 17) With ``watch.sharding``, this replica watches its share of the
+        #: providers (:mod:`bot.shards`) instead of everything under the ``leader`` lease; the
+        #: ``shared_providers`` (upstreams, never announced) are read by every member.
+        self.shards = shards
+        self.shared_providers = shared_providers
+        #: (issue 17) With ``watch.quorum``, our own evidence counts only when enough vantage
+        #: points agree (:mod:`bot.vantage`); None: this replica's checks decide alone.
+        self.quorum = quorum
         #: Announces planned maintenance after each page read (None: off).
         self.maintenance = maintenance
         #: Samples the probes' latencies for history (None: off).
@@ -172,6 +115,7 @@ class Watcher:
             self.schedule,
             poll_check=settings.poll_check,
             pushed_gap=settings.pushed_gap,
+            owns=self._owns if shards is not None else None,
         )
         self.updates = UpdateBuffer(store, settings.buffer_limit)
         self._observe_lock = asyncio.Lock()
@@ -210,7 +154,10 @@ class Watcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until ``stop`` is set (SIGTERM/SIGINT), leading only while holding the lease."""
         try:
-            await hold(self.lease, stop, self)
+            if self.shards is not None:
+                await self._run_sharded(stop, self.shards)
+            else:
+                await hold(self.lease, stop, self)
         finally:
             self.leader = False
             if self._own_client:
@@ -294,11 +241,78 @@ class Watcher:
         for task in list(self._running):
             task.cancel()
 
+    # ---------------------------------------------------------------------- shards
+
+    @property
+    def sources_owned(self) -> int:
+        """How many sources this replica checks now (``/healthz``, ``tocsin_sources_owned``)."""
+        return self.schedule.count
+
+    def _owns(self, provider: str) -> bool:
+        if self.shards is None or provider in self.shared_providers:
+            return self.leader
+        return self.shards.holds(provider)
+
+    async def _run_sharded(self, stop: asyncio.Event, shards: Shards) -> None:
+        """Member rounds until ``stop``: every third of the lease, take and give back shares
+        (:meth:`Shards.round`); the shared providers' sources run from the first round on."""
+        providers = sorted({s.provider for s in self.sources} - self.shared_providers)
+        try:
+            while not stop.is_set():
+                try:
+                    gained, lost = await shards.round(providers)
+                    if not self.leader:
+                        await self.store.ensure_group(NOTIFIERS_GROUP)
+                        self.leader = True
+                        self.schedule.start(self._of(self.shared_providers), self._job)
+                        self._spawn(self.pushed.take_requests(), "poll-requests")
+                    await self._reshard(gained, lost)
+                    self.after_round(None)
+                except Exception as exc:
+                    self.after_round(exc)
+                await sleep_unless(stop, shards.every)
+                if self.updates:
+                    await self._surviving(self.flush)
+        finally:
+            await self.stop_work()
+            with suppress(Exception):
+                await shards.leave()
+
+    async def _reshard(self, gained: set[str], lost: set[str]) -> None:
+        """Stop the sources of the providers lost (and forget them), start those gained from
+        the states the store holds (their last owner wrote them)."""
+        if lost:
+            self.schedule.remove(self._of(lost))
+            for task in list(self._running):
+                if task.get_name() in lost:
+                    task.cancel()
+            self.tracker.forget(lost)
+        if gained:
+            states = await self.store.states()
+            self.tracker.forget(gained)
+            self.tracker.restore(s for s in states.values() if s.provider in gained)
+            self.schedule.add(self._of(gained), soon=False)
+        if gained or lost:
+            log.info(
+                "shards moved",
+                gained=len(gained),
+                lost=len(lost),
+                providers=len(self.shards.owned) if self.shards else 0,
+                members=len(self.shards.members) if self.shards else 0,
+            )
+        metrics.SOURCES_OWNED.set(self.sources_owned)
+
+    def _of(self, providers: set[str] | frozenset[str]) -> list[Source]:
+        return [s for s in self.sources if s.provider in providers]
+
     # ---------------------------------------------------------------------- work
 
     async def _job(self, source: Source) -> None:
+        if self.shards is not None and not self._owns(source.provider):
+            return  # another member's now (or our lease went stale): not checked here
         task = asyncio.current_task()
         if task is not None:
+            task.set_name(source.provider)  # a shard lost cancels its provider's runs
             self._running.add(task)
         try:
             with self.pushed.reading(source):
@@ -331,6 +345,8 @@ class Watcher:
         return updates
 
     async def record(self, observations: Sequence[Observation]) -> list[StateUpdate]:
+        if self.quorum is not None:
+            observations = await self.quorum.combine(observations)
         async with self._observe_lock:
             updates = self.tracker.observe(observations)
             self.updates.add(updates)
@@ -342,7 +358,12 @@ class Watcher:
         return await self.updates.flush()
 
 
-async def check_all(sources: Sequence[Source], client: httpx.AsyncClient) -> list[Observation]:
-    """One round of every source at once (``tocsin check``)."""
-    rounds = await asyncio.gather(*(check_source(s, client) for s in sources))
-    return [obs for observations in rounds for obs in observations]
+__all__ = [
+    "LEASE_NAME",
+    "Watcher",
+    "WatcherSettings",
+    "check_all",
+    "check_source",
+    "make_client",
+    "tracker_for",
+]

@@ -41,5 +41,7 @@ class Catalog:
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     text = resources.files("config").joinpath("providers.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    # the C loader where PyYAML has it: the catalog is ours and large, read at every start
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, chosen above
     return Catalog(entries=tuple(data["providers"]), upstreams=tuple(data.get("upstreams") or ()))

@@ -29,6 +29,9 @@ CONFIG_ENV = "TOCSIN_CONFIG"
 #: JSON encoding of a probe's body): a document bigger than this once expanded is refused, so
 #: an alias bomb ("billion laughs") is a config error instead of a hung process.
 MAX_VALUES = 50_000
+#: The whole document and its top-level sections may hold more (5,000 providers are about
+#: 60,000 values): a bomb is a value that expands, not a long list of providers.
+MAX_DOCUMENT_VALUES = 2_000_000
 #: Nesting deeper than this (written or through aliases) is refused before anything recurses.
 MAX_DEPTH = 64
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -96,6 +99,7 @@ def _refuse_expansion(root: yaml.Node) -> None:
     so this walks the shared graph once (memoised on node identity, without recursion): the
     cost is the file's size, not the expansion's."""
     sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), once expanded
+    sections = {id(root), *(id(child) for child in _children(root))}
     open_nodes: set[int] = set()  # the nodes on the path being walked
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -106,9 +110,10 @@ def _refuse_expansion(root: yaml.Node) -> None:
             parts = [sizes[id(child)] for child in _children(node)]
             values = 1 + sum(size for size, _ in parts)
             depth = 1 + max((deep for _, deep in parts), default=0)
-            if values > MAX_VALUES:
+            limit = MAX_DOCUMENT_VALUES if key in sections else MAX_VALUES
+            if values > limit:
                 raise YamlRefused(
-                    f"this value expands to more than {MAX_VALUES:,} values, each alias "
+                    f"this value expands to more than {limit:,} values, each alias "
                     "counted every time it is used (an alias bomb?)",
                     node.start_mark,
                 )
@@ -189,6 +194,7 @@ class EnvSettings(BaseSettings):
     log_level: str | None = Field(None, alias="TOCSIN_LOG_LEVEL")
     log_format: str | None = Field(None, alias="TOCSIN_LOG_FORMAT")
     instance: str | None = Field(None, alias="TOCSIN_INSTANCE")
+    vantage: str | None = Field(None, alias="TOCSIN_VANTAGE")
     store_prefix: str | None = Field(None, alias="TOCSIN_STORE_PREFIX")
     data_dir: str | None = Field(None, alias="TOCSIN_DATA_DIR")
     watch_interval: str | None = Field(None, alias="TOCSIN_WATCH_INTERVAL")
@@ -237,6 +243,7 @@ _PLACES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "TOCSIN_LOG_LEVEL": (("log", "level"), str.lower),
     "TOCSIN_LOG_FORMAT": (("log", "format"), str.lower),
     "TOCSIN_INSTANCE": (("instance",), str),
+    "TOCSIN_VANTAGE": (("vantage",), str),
     "TOCSIN_STORE_PREFIX": (("store", "prefix"), str),
     "TOCSIN_DATA_DIR": (("store", "data_dir"), str),
     "TOCSIN_WATCH_INTERVAL": (("watch", "interval"), str),

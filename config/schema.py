@@ -42,6 +42,8 @@ from config.redis_urls import SENTINEL_SCHEME, is_sentinel_url, parse_sentinel_u
 from config.targets import check_routing_key
 
 PROVIDER_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+#: (issue 17) A vantage's name (``eu-west``, ``office``): like a provider id.
+VANTAGE_ID = PROVIDER_ID
 
 
 def _stripped_password(value: object) -> object:
@@ -183,6 +185,26 @@ class WatchConfig(Model):
     #: component, and one ``maintenance_lead`` before it starts (bot/maintenance_ahead.py).
     maintenance_notices: bool = True
     maintenance_lead: Duration = Field(3600.0, gt=0, le=7 * 86400)
+    #: (issue 17) Vantage points: a probe failure makes a component ``suspected`` only when
+    #: checks from at least ``quorum`` vantages fail it within ``quorum_window`` (None: 3 x
+    #: the longest probe interval). 1: this replica's checks decide alone (bot/vantage.py).
+    quorum: int = Field(1, ge=1, le=16)
+    quorum_window: Duration | None = Field(None, gt=0, le=86400)
+    #: (issue 17) Shards: every watcher replica takes a share of the providers (rendezvous
+    #: hashing over the live watchers, each provider held by a lease), instead of one leader
+    #: watching everything (bot/shards.py). Off by default.
+    sharding: bool = False
+
+    @model_validator(mode="after")
+    def _shards_or_quorum(self) -> WatchConfig:
+        """Each vantage must check every probe for a quorum, and shards split the probes
+        among the replicas: the two do not combine (yet)."""
+        if self.sharding and self.quorum > 1:
+            raise ValueError(
+                "watch.sharding and watch.quorum > 1 cannot be combined: a quorum needs every "
+                "vantage to check every probe, shards split them (choose one)"
+            )
+        return self
 
 
 StatusPageKind = Literal[
@@ -595,6 +617,9 @@ class TocsinConfig(Model):
     )
     #: This replica's name (consumer name in the stream group); default: host and pid.
     instance: str | None = None
+    #: (issue 17) Where this replica checks from (a region, a network): with
+    #: ``watch.quorum`` > 1, probe failures count once per vantage (bot/vantage.py).
+    vantage: Annotated[str, Field(pattern=VANTAGE_ID)] = "default"
 
     @model_validator(mode="after")
     def _policy_ids(self) -> TocsinConfig:

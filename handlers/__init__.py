@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from bot.answers import Answers
-from bot.chatops.actions import ChatOps
-from bot.chatops.controls import TargetMaker
-from bot.chatops.records import Subscription
-from bot.frontends import Frontend
-from bot.notifier import Notifier, Target
-from config.schema import TocsinConfig
-from handlers import console, escalation
+if TYPE_CHECKING:  # annotations only: ``handlers.chat`` and the CLI must not pay for these
+    from bot.answers import Answers
+    from bot.chatops.actions import ChatOps
+    from bot.chatops.controls import TargetMaker
+    from bot.chatops.records import Subscription
+    from bot.frontends import Frontend
+    from bot.notifier import Notifier, Target
+    from config.schema import TocsinConfig
 
-Commands = Callable[..., Frontend | None]
+Commands = Callable[..., "Frontend | None"]
 #: (issue 15) ``subscribed(config, channel, shared_notifier)``: a channel's target for a chat
 #: subscription, on the platform's configured notifier where there is one.
-Subscribed = Callable[[TocsinConfig, str, Notifier | None], Target | None]
+Subscribed = Callable[["TocsinConfig", str, "Notifier | None"], "Target | None"]
 
 
 class ChatPlatform(Protocol):
@@ -46,6 +46,8 @@ def chat_platforms(config: TocsinConfig) -> list[ChatPlatform]:
 
 def build_targets(config: TocsinConfig, **context: Any) -> list[Target]:
     """Every target the config asks for, console first."""
+    from handlers import console, escalation
+
     found = console.targets(config, **context)
     for platform in chat_platforms(config):
         found.extend(platform.targets(config, **context))

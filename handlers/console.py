@@ -22,15 +22,8 @@ from bot.outside import one_line
 from bot.routing import Route
 from config.schema import TocsinConfig
 from handlers.chat import OWN_KINDS
+from handlers.console_style import STYLE
 
-STYLE = {
-    Status.OPERATIONAL: "green",
-    Status.DEGRADED: "yellow",
-    Status.PARTIAL_OUTAGE: "dark_orange",
-    Status.MAJOR_OUTAGE: "red",
-    Status.MAINTENANCE: "blue",
-    Status.UNKNOWN: "grey50",
-}
 #: A notice's longest line on the console (Rich wraps it).
 LINE_MAX = 4000
 _LABEL = {

@@ -192,6 +192,34 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert "validate" in sub.out
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run",),
+        ("check",),
+        ("status",),
+        ("report",),
+        ("config", "validate"),
+        ("demo",),
+        ("drill",),
+        ("slack-manifest",),
+    ],
+)
+def test_every_command_help_works_with_its_imports_deferred(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """(issue 17) Each command imports what it needs when it runs: its options still
+    register and its help still shows them, defaults included."""
+    result = tocsin(*command, "--help", cwd=tmp_path)
+    assert result.code == 0, result
+    assert "--help" in result.out
+    if command == ("run",):
+        assert "TOCSIN_ROLE" in result.out
+    if command == ("check",):
+        assert "partial_outage" in result.out
+        assert "major_outage" in result.out
+
+
 def test_slack_manifest_command_exists(tmp_path: Path) -> None:
     result = tocsin("slack-manifest", cwd=tmp_path)
     assert result.code == 0, result

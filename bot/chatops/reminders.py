@@ -60,11 +60,14 @@ class Reminders:
     async def tick(self) -> int:
         """Do what is owed now; returns how many events were appended."""
         now = self.clock()
-        states = list((await self.store.states()).values())
         await self.controls.refresh()
+        reminding = any(t.options.get("remind_every") for t in self.controls.targets(self.targets))
+        if not (reminding or self.controls.silences or self.controls.acks):
+            return 0  # nothing owed: the states are not read (they cost every check's CPU)
+        states = list((await self.store.states()).values())
         ended = await self._end_silences(now, states)
         await self._forget_acks(now, states)
-        return ended + await self._remind(now, states)
+        return ended + (await self._remind(now, states) if reminding else 0)
 
     async def _end_silences(self, now: datetime, states: list[ComponentState]) -> int:
         open_episodes = {s.episode for s in states if s.episode}

@@ -144,8 +144,10 @@ def _incident(record: EpisodeRecord, event: Event) -> None:
 @dataclass(frozen=True, slots=True)
 class RecorderSettings(LeaseSettings):
     batch: int = 200
-    #: How often providers without history are looked for in the states.
+    #: How often providers without history are looked for in the states...
     first_look: float = 5.0
+    #: ...until every one of these has a cursor (``None``: always look).
+    providers: frozenset[str] | None = None
 
 
 class HistoryRecorder(LeasedReader):
@@ -177,6 +179,9 @@ class HistoryRecorder(LeasedReader):
         if self._looked is not None and now - self._looked < self.settings.first_look:
             return
         self._looked = now
+        watched = self.settings.providers
+        if watched is not None and watched <= self.cursors.keys():
+            return  # every watched provider has its history: nothing to look for
         by_provider: dict[str, list[ComponentState]] = {}
         for state in (await self.store.states()).values():
             if state.provider not in self.cursors and state.status is not Status.UNKNOWN:

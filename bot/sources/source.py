@@ -85,6 +85,11 @@ class PageSource(ABC):
         self.resolver = resolver or system_resolver
         #: The planned maintenance the last read found (none after a failed read).
         self.planned: list[PlannedWindow] = []
+        #: Bodies parsed, and reads that were not parsed again: a 304, or a body byte for
+        #: byte the last one (kinds that keep their last parse; counted for tests and bench).
+        self.parsed = 0
+        self.not_modified = 0
+        self.unchanged = 0
 
     @abstractmethod
     async def read(self, client: httpx.AsyncClient) -> PageReading:

@@ -1,7 +1,10 @@
 """Atlassian Statuspage v2 (status.claude.com and many others).
 
 Live state comes from ``/api/v2/summary.json`` (components, unresolved incidents, scheduled
-maintenances), fetched with ``If-None-Match`` so an unchanged page costs a 304. Resolved
+maintenances), fetched with ``If-None-Match`` (or ``If-Modified-Since``) so an unchanged page
+costs a 304; a 200 whose body is byte for byte the last one (by its digest) is not parsed
+again either: the last parse is reused (it holds nothing that depends on the time; what
+does, the observations' time and maintenance ahead's "starts in", is derived afresh). Resolved
 incidents vanish from the summary, so when one we saw open on a watched component disappears
 we read ``/api/v2/incidents.json`` once to learn how it ended and pass the resolution on (if
 that fails, it is resolved because it is no longer listed).
@@ -9,6 +12,7 @@ that fails, it is resolved because it is no longer listed).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -44,31 +48,51 @@ class StatuspageSource(PageSource):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._etag: str | None = None
-        self._last: Any = None
+        self._modified: str | None = None
+        #: The digest of the last body parsed, and its parse (kept whole: never handed out).
+        self._digest: bytes | None = None
+        self._last: PageReading | None = None
 
     @property
     def summary_url(self) -> str:
         return f"{self.url}/api/v2/summary.json"
 
     async def read(self, client: httpx.AsyncClient) -> PageReading:
-        payload = await self._summary(client)
-        reading = parse_summary(payload, self.summary_url, page_url=self.url)
+        reading = await self._summary(client)
         vanished = self.memory.vanished(reading.incidents)
         ended = await self._endings(client, vanished) if vanished else {}
         watched = self.watched or list(reading.components)
         reading.incidents = self.memory.settle(reading.incidents, ended, watched=watched)
         return reading
 
-    async def _summary(self, client: httpx.AsyncClient) -> Any:
-        headers = {"If-None-Match": self._etag} if self._etag and self._last is not None else {}
+    async def _summary(self, client: httpx.AsyncClient) -> PageReading:
+        """The summary's reading: parsed afresh only when the body changed."""
+        headers: dict[str, str] = {}
+        if self._last is not None:
+            if self._etag:
+                headers["If-None-Match"] = self._etag
+            elif self._modified:
+                headers["If-Modified-Since"] = self._modified
         fetched: Fetched = await fetch(
-            client, self.summary_url, self.limits, headers=headers, accept_not_modified=True
+            client,
+            self.summary_url,
+            self.limits,
+            headers=headers,
+            accept_not_modified=self._last is not None,
         )
-        if fetched.status_code == 304:
-            return self._last
-        payload = decode_json(fetched)
-        self._etag, self._last = fetched.etag, payload
-        return payload
+        if fetched.status_code == 304 and self._last is not None:
+            self.not_modified += 1
+            return _copy(self._last)
+        digest = hashlib.blake2b(fetched.body, digest_size=16).digest()
+        if digest != self._digest or self._last is None:
+            self._last = None  # a body that does not parse is read again next time
+            reading = parse_summary(decode_json(fetched), self.summary_url, page_url=self.url)
+            self.parsed += 1
+            self._digest, self._last = digest, reading
+        else:
+            self.unchanged += 1
+        self._etag, self._modified = fetched.etag, fetched.headers.get("last-modified")
+        return _copy(self._last)
 
     async def _endings(self, client: httpx.AsyncClient, ids: list[str]) -> dict[str, Incident]:
         """How the incidents that left the summary ended, as ``incidents.json`` tells it."""
@@ -83,6 +107,17 @@ class StatuspageSource(PageSource):
             if isinstance(raw, dict) and raw.get("id") in ids:
                 found[raw["id"]] = parse_incident(raw, self.url)
         return found
+
+
+def _copy(reading: PageReading) -> PageReading:
+    """A reading to hand out: its lists are the caller's to change (incident memory and
+    :func:`~bot.sources.reading.drop_unsafe_links` replace items), what they hold is immutable."""
+    return PageReading(
+        components=dict(reading.components),
+        incidents=list(reading.incidents),
+        incidents_only=reading.incidents_only,
+        planned=list(reading.planned),
+    )
 
 
 def parse_summary(payload: Any, where: str, *, page_url: str = "") -> PageReading:

@@ -4,13 +4,27 @@ SQLite file in ``store.data_dir``, or this process's memory with ``data_dir: mem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.store.base import Store, StoreUnavailable, StreamEntry
 from bot.store.keys import NOTIFIERS_GROUP
 from bot.store.memory import MemoryStore
-from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore, StoreRefused, store_path
 from config.schema import StoreConfig
+
+if TYPE_CHECKING:
+    from bot.store.redis import RedisStore
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisStore`` is imported when first asked for: redis-py costs a command that never
+    opens a store (``tocsin --help``, ``config validate``) a good part of its start-up."""
+    if name == "RedisStore":
+        from bot.store.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "NOTIFIERS_GROUP",
@@ -34,6 +48,8 @@ def embedded_path(config: StoreConfig) -> Path | None:
 def make_store(config: StoreConfig, *, readonly: bool = False) -> Store:
     """``readonly``: a SQLite file is read, never written nor locked (``tocsin status``)."""
     if config.url:
+        from bot.store.redis import RedisStore
+
         sentinel_password = config.sentinel_password
         return RedisStore(
             config.url.get_secret_value(),

@@ -251,6 +251,8 @@ def _detail(answer: ProviderDetail) -> discord.Embed:
         embed.add_field(name="Probe latency", value=f"{row.latency_ms:.0f} ms")
     components = "\n".join(c.summary for c in answer.components) or "No data yet."
     embed.add_field(name="Components", value=literal(components, FIELD_VALUE_MAX), inline=False)
+    if answer.seen_from:  # (issue 17) each vantage's view
+        embed.add_field(name="Vantages", value=literal(answer.seen_from, FIELD_VALUE_MAX))
     if row.incident:
         incident = row.incident
         text = link(incident.url, incident.title, 200)

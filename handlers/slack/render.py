@@ -274,6 +274,8 @@ def _detail(answer: ProviderDetail) -> list[dict[str, Any]]:
         for c in answer.components
     ]
     blocks += _sections(["*Components*", *lines] if lines else ["_No data yet._"])
+    if answer.seen_from:  # (issue 17) each vantage's view
+        blocks.append(_context(escape(answer.seen_from)))
     if row.incident:
         incident = row.incident
         text = f"*Incident:* {link(incident.url, incident.title)} ({escape(incident.status)})"
