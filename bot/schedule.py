@@ -1,9 +1,10 @@
 """When each source runs: one apscheduler job per source, each on a phase of its own.
 
 Interval with jitter, ``max_instances=1``, coalescing. The first rounds are spread over at most
-2 s; after its first run each source moves onto a phase of its own across its whole interval,
-so 500 sources at 10 s are 50 checks a second, not a burst. A run can be brought forward (to
-confirm a differing result, or because a push asked), never pushed back.
+2 s (for more than 500 sources: about 250 first checks a second); after its first run each
+source moves onto a phase of its own across its whole interval, so 500 sources at 10 s are 50
+checks a second, not a burst. A run can be brought forward (to confirm a differing result, or
+because a push asked), never pushed back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.sources.source import Source
 
 Job = Callable[[Source], Awaitable[None]]
+#: At most about this many first checks a second when many sources start at once.
+FIRST_ROUND_RATE = 250.0
 
 
 class Schedule:
@@ -49,11 +52,14 @@ class Schedule:
         if self._scheduler is None:
             return
         now = datetime.now().astimezone()
+        # the first round within 2 s, or at FIRST_ROUND_RATE a second for many sources: a
+        # burst of thousands of requests queued in the HTTP pool costs each of them dearly
+        spread = max(2.0, len(sources) / FIRST_ROUND_RATE)
         for source in sources:
             jitter = min(self._jitter_for(source.interval), source.interval)
             steady = now + timedelta(seconds=random.uniform(0, source.interval))
             if soon:
-                phase = random.uniform(0, min(source.interval, 2.0))  # spread the first round
+                phase = random.uniform(0, min(source.interval, spread))  # spread the first round
                 # ...and after it, each source keeps a phase of its own across the whole
                 # interval (see rephase): 500 sources at 10 s are 50 checks a second.
                 self._phases[source.id] = steady
