@@ -1052,7 +1052,7 @@ def test_environment_webhooks_are_secrets(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_the_sentinel_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIS_URL", "redis+sentinel://s1:26379,s2:26379/mymaster/0")
+    monkeypatch.setenv("REDIS_URL", "redis+sentinel://s1:26390,s2:26390/mymaster/0")
     monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-sekrit")
     store = load_config(None).store
     assert store.sentinel_password is not None
@@ -1471,7 +1471,7 @@ def test_redis_urls_are_stripped_but_keep_inner_spaces() -> None:
 def test_the_sentinel_password_keeps_inner_spaces_but_not_a_pasted_newline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("REDIS_URL", "redis+sentinel://s1:26379/mymaster/0")
+    monkeypatch.setenv("REDIS_URL", "redis+sentinel://s1:26390/mymaster/0")
     monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", " correct horse battery\n")
     store = load_config(None).store
     assert store.sentinel_password is not None

@@ -145,7 +145,7 @@ async def test_five_redirects_are_followed_and_a_sixth_is_too_many(
         ),
         (
             "http://a.test:8080/",
-            "http://a.test:6379/",
+            "http://a.test:7000/",
             Verdict(False, "another port of the same host"),
         ),
         ("https://a.test/x", "http://a.test/x", Verdict(False, "a downgrade from https to http")),
@@ -163,7 +163,7 @@ async def test_five_redirects_are_followed_and_a_sixth_is_too_many(
             Verdict(False, "cannot resolve nowhere.test: gaierror"),
         ),
         ("https://a.test/", "https://empty.test/", Verdict(False, "empty.test has no addresses")),
-        ("https://a.test/", "https://127.0.0.1:6379/", Verdict(False, "loopback")),
+        ("https://a.test/", "https://127.0.0.1:7000/", Verdict(False, "loopback")),
         ("https://a.test/", "ftp://public.test/", Verdict(False, "scheme 'ftp' is not http(s)")),
     ],
 )

@@ -289,7 +289,7 @@ async def test_a_failing_handler_is_a_short_500_and_one_log_line() -> None:
     logs.configure("info", "json", stream=out)
 
     async def broken(request: web.Request) -> web.Response:
-        raise RuntimeError("internal detail: /srv/tocsin/state.db at 10.0.0.7:6379\n" * 1000)
+        raise RuntimeError("internal detail: /srv/tocsin/state.db at 10.0.0.7:7000\n" * 1000)
 
     store = MemoryStore()
     port = free_port()

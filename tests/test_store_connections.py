@@ -133,8 +133,8 @@ def test_sentinel_url_forms(url: str, parsed: SentinelURL) -> None:
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("redis+sentinel://s1:26379", "the path names the master's service name"),
-        ("redis+sentinel://:hunter2@s1:26379/", "the path names the master's service name"),
+        ("redis+sentinel://s1:26390", "the path names the master's service name"),
+        ("redis+sentinel://:hunter2@s1:26390/", "the path names the master's service name"),
         ("redis+sentinel:///mymaster", "name at least one sentinel host"),
         ("redis+sentinel://s1,,s2/mymaster", "name at least one sentinel host"),
         ("redis+sentinel://s1:port/mymaster", "'port' is not a port"),
