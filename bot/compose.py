@@ -109,7 +109,7 @@ def compose_root(
     affected = [c for c in components if c.status is not Status.OPERATIONAL]
     fields = [("Components", _component_list(affected or components))] if components else []
     if event.episode_started:
-        fields.append(("Since", _clock(event.episode_started)))
+        fields.append(("Since", clock_text(event.episode_started)))
     fields.append(("Detection", _detection(event, components)))
     incident = event.incident
     if event.cause is not None and not event.episode_closed:
@@ -363,7 +363,7 @@ def _escalation(event: Event) -> Notice:
         provider=event.provider,
         title=f"{name}: {verbs[escalation.action]} {escalation.label}{via}",
         text=(
-            f"{verbs[escalation.action]} {escalation.label}{via} at {_clock(event.at)}: "
+            f"{verbs[escalation.action]} {escalation.label}{via} at {clock_text(event.at)}: "
             f"{name} has been at {escalation.min_status.label.lower()} or worse for {held}."
         ),
         event_id=event.id,
@@ -378,12 +378,12 @@ def _control(event: Event) -> Notice:
     control = event.control
     name = event.provider_name or event.provider
     by = f"@{one_line(control.by_name, 80)}" if control and control.by_name else "someone"
-    at = _clock(event.at)
+    at = clock_text(event.at)
     status = event.provider_status or Status.UNKNOWN
     if event.type == "acknowledged":
         title, text = f"{name}: acknowledged", f"Acknowledged by {by} at {at}."
     elif event.type == "silenced" and control is not None:
-        ends = f"until {_clock(control.until)}" if control.until else "until it is resolved"
+        ends = f"until {clock_text(control.until)}" if control.until else "until it is resolved"
         title = f"{name}: silenced here"
         text = f"Silenced here by {by} {ends}: updates stop, the recovery is still posted."
     elif event.type == "unsilenced":
@@ -525,7 +525,8 @@ def _component_list(components: Sequence[ComponentState]) -> str:
     return ", ".join(f"{c.display_name} ({c.status.label.lower()})" for c in components)
 
 
-def _clock(at: datetime) -> str:
+def clock_text(at: datetime) -> str:
+    """A moment as notices write it: ``2026-12-04 14:02 UTC``."""
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -265,6 +265,9 @@ async def test_records_change_once_and_end_for_the_one_who_deletes(store: Store)
     assert await store.put_record("silences", "slack:C1|acme", "one", only_new=True)
     assert not await store.put_record("silences", "slack:C1|acme", "two", only_new=True)
     assert await store.records("silences") == {"slack:C1|acme": "one"}
+    assert await store.record("silences", "slack:C1|acme") == "one"
+    assert await store.record("silences", "slack:C9|acme") is None
+    assert await store.record("never-written", "x") is None
     assert await store.put_record("silences", "slack:C1|acme", "three")  # a plain write replaces
     assert not await store.delete_record("silences", "slack:C1|acme", only_if="one")
     results = await asyncio.gather(

@@ -356,5 +356,7 @@ async def test_a_chat_table_of_another_type_or_with_garbage_costs_only_itself(
         with capture_logs():
             await controls.refresh()
         assert list(controls.silences) == ["slack:C1|acme"]
+        assert await store.record(SILENCES, "huge") is None  # over the record bound: none
+        assert await store.record(SILENCES, "slack:C1|acme") is not None
     finally:
         await store.close()

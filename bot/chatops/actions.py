@@ -435,8 +435,9 @@ class ChatOps:
         return any(p in (provider, "all") for p, _ in self.configured.get(target, []))
 
     async def _one(self, table: str, key: str) -> dict[str, str]:
-        raw = await self.store.records(table)
-        return {key: raw[key]} if key in raw else {}
+        """One record as a table of one (what :func:`read_records` reads), or empty."""
+        value = await self.store.record(table, key)
+        return {key: value} if value is not None else {}
 
     async def _append(
         self,

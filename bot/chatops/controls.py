@@ -26,7 +26,7 @@ from bot.chatops.records import (
     pair_key,
     read_records,
 )
-from bot.compose import Notice
+from bot.compose import Notice, clock_text
 from bot.logs import get_logger
 from bot.models import Event, Status, utcnow
 from bot.notifier import Target
@@ -104,7 +104,7 @@ class Controls:
         fields = list(notice.fields)
         ack = self.acks.get(episode)
         if ack is not None:
-            fields.append(("Acknowledged", f"by @{ack.by.name} at {_clock(ack.at)}"))
+            fields.append(("Acknowledged", f"by @{ack.by.name} at {clock_text(ack.at)}"))
         silence = self.silence(target.key, event.provider, episode)
         if silence is not None and not event.episode_closed:
             fields.append(("Silenced here", _silenced(silence)))
@@ -172,8 +172,4 @@ def root_buttons(
 def _silenced(silence: Silence) -> str:
     if silence.until is None:
         return f"until resolved, by @{silence.by.name}"
-    return f"until {_clock(silence.until)}, by @{silence.by.name}"
-
-
-def _clock(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"until {clock_text(silence.until)}, by @{silence.by.name}"

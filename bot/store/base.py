@@ -212,6 +212,10 @@ class Store(Protocol):
         says someone else's record is there: a double click changes state once)."""
         ...
 
+    async def record(self, table: str, key: str) -> str | None:
+        """One record of a table, or ``None`` (an oversized one reads as none)."""
+        ...
+
     async def records(self, table: str) -> dict[str, str]:
         """Every record of a table (at most :data:`RECORDS_READ`; oversized ones dropped)."""
         ...

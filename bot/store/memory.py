@@ -312,6 +312,9 @@ class MemoryStore:
         rows[key] = value
         return True
 
+    async def record(self, table: str, key: str) -> str | None:
+        return self._tables.get(table, {}).get(key)
+
     async def records(self, table: str) -> dict[str, str]:
         rows = self._tables.get(table, {})
         return dict(list(rows.items())[:RECORDS_READ])

@@ -709,6 +709,16 @@ class RedisStore:
             await self.redis.hset(name, key, value)
         return True
 
+    async def record(self, table: str, key: str) -> str | None:
+        name = self.keys.table(table)
+        value = None
+        with unavailable_as_error(), other_type_ignored("table", name):
+            value = _maybe_text(await self.redis.hget(name, key))
+        if value is not None and len(value) > RECORD_VALUE_MAX:
+            drop("record", f"{name}/{key}", value[:200], "too big")
+            return None
+        return value
+
     async def records(self, table: str) -> dict[str, str]:
         name = self.keys.table(table)
         found: dict[str, str] = {}
