@@ -292,6 +292,7 @@ async def test_tocsin_report_reads_redis_and_the_embedded_file(
         {"id": p, "name": n, "probe": {"url": "http://127.0.0.1:9/"}} for p, n in PROVIDERS.items()
     ]
     providers[2]["name"] = '=HYPERLINK("http://x")'
+    providers[1]["name"] = "[bold red]Zeta[/] <!channel>"  # Rich markup: printed as text
     spec = {"store": {"url": redis_server.url, "prefix": key_prefix}, "providers": providers}
     with_redis = write_config(tmp_path, spec)
     shown = await atocsin("report", "--config", str(with_redis), "--json", cwd=tmp_path)
@@ -307,6 +308,7 @@ async def test_tocsin_report_reads_redis_and_the_embedded_file(
     assert table.code == 0, table
     assert "tocsin report: the last 90 days" in table.out
     assert "Acme AI" in table.out
+    assert "[bold red]Zeta[/] <!channel>" in table.out
     del spec["store"]
     embedded_config = write_config(tmp_path, spec)
     csv_out = await atocsin(
