@@ -328,3 +328,28 @@ async def test_tocsin_report_reads_redis_and_the_embedded_file(
     bad = await atocsin("report", "--config", str(with_redis), "--since", "forever", cwd=tmp_path)
     assert bad.code == 2
     assert "--since is a duration like 30d" in bad.err
+
+
+async def test_the_embedded_store_restarted_in_the_middle_keeps_every_figure(
+    tmp_path: Path,
+) -> None:
+    """The SQLite file closed after day -20's outage began and opened again by a new process
+    (a new store, a new recorder): the report is the hand-worked one of a single run."""
+    first = SqliteStore(tmp_path / "data")
+    await first.open()
+    await write_scripted_history(first, until=day(-20, 8, 30))
+    await first.close()
+    again = SqliteStore(tmp_path / "data")
+    await again.open()
+    try:
+        await write_scripted_history(again)
+        rows = {r.provider: r for r in await report(again, CONFIG, days=30, now=NOW)}
+        acme = rows["acme"]
+        assert acme.uptime == pytest.approx(ACME_UPTIME_30D, abs=1e-9)
+        assert acme.incidents == 2
+        assert acme.downtime == timedelta(minutes=120)
+        assert acme.mttr == timedelta(minutes=75)
+        assert acme.median_lead == timedelta(minutes=10)
+        assert acme.median_page_lag == timedelta(minutes=5)
+    finally:
+        await again.close()
